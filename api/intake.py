@@ -1,0 +1,76 @@
+"""From a request body to a `Submission`: parse, check every image, collect every error.
+
+Nothing here writes anywhere; the caller submits only when this succeeded, so a
+rejected request leaves nothing behind.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Callable, Sequence
+
+from pydantic import BaseModel, ValidationError
+
+from api.errors import ApiError, error_item
+from api.schemas import ContentAttachment, DiagnosisRequest
+from dermq.settings import Settings
+from pipeline.imaging import CheckedImage, ImageRejected, check_image, decode_base64
+from workers.client import Submission
+
+Loc = Sequence[str | int]
+
+
+def check_attachment(att: ContentAttachment, settings: Settings, loc: Loc) -> CheckedImage:
+    """One image, or an ApiError whose loc points at the offending field."""
+    try:
+        data = decode_base64(att.data, max_bytes=settings.max_image_bytes)
+        return check_image(data, declared_type=att.contentType, max_pixels=settings.max_image_pixels)
+    except ImageRejected as exc:
+        raise ApiError.one(exc.status, str(exc), type=exc.kind, loc=[*loc, exc.field]) from None
+
+
+def check_attachments(items: list[tuple[ContentAttachment, Loc]], settings: Settings) -> list[CheckedImage]:
+    """All images of a request; reports every bad one, with the most severe status (413 over 422)."""
+    images, errors, status = [], [], 422
+    for att, loc in items:
+        try:
+            images.append(check_attachment(att, settings, loc))
+        except ApiError as exc:
+            errors += exc.items
+            status = max(status, exc.status) if exc.status == 413 else status
+    if errors:
+        raise ApiError(status, errors)
+    return images
+
+
+def diagnosis_submission(req: DiagnosisRequest, settings: Settings, loc: Loc) -> Submission:
+    if len(req.payload) > settings.max_images_per_request:
+        raise ApiError.one(
+            413, f"at most {settings.max_images_per_request} images per request", type="too_many_images",
+            loc=[*loc, "payload"],
+        )
+    atts = [(p.contentAttachment, [*loc, "payload", i, "contentAttachment"]) for i, p in enumerate(req.payload)]
+    images = check_attachments(atts, settings)
+    titles = [p.contentAttachment.title for p in req.payload]
+    return Submission(kind="diagnosis-support", spec={}, images=list(zip(images, titles)))
+
+
+@dataclass(frozen=True)
+class AnalysisKind:
+    model: type[BaseModel]
+    to_submission: Callable[[Any, Settings, Loc], Submission]
+
+
+ANALYSES: dict[str, AnalysisKind] = {
+    "diagnosis-support": AnalysisKind(DiagnosisRequest, diagnosis_submission),
+}
+
+
+def submission_from_body(kind: str, body: Any, settings: Settings, loc: Loc) -> Submission:
+    """For batch items, whose bodies arrive unparsed: validate with the kind's model, errors under `loc`."""
+    analysis = ANALYSES[kind]
+    try:
+        req = analysis.model.model_validate(body)
+    except ValidationError as exc:
+        raise ApiError(422, [error_item(e["msg"], type=e["type"], loc=[*loc, *e["loc"]]) for e in exc.errors()]) from None
+    return analysis.to_submission(req, settings, loc)

@@ -1,0 +1,114 @@
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from collections import Counter
+from typing import Annotated, Any, AsyncIterator
+
+from fastapi import APIRouter, Query
+from fastapi.concurrency import run_in_threadpool
+from fastapi.responses import JSONResponse, StreamingResponse
+
+from api.analysis import submit
+from api.deps import ClientDep, JobClientDep, SettingsDep
+from api.errors import ApiError, not_found
+from api.intake import submission_from_body
+from api.schemas import BatchRequest
+from workers.client import JobClient
+from workers.jobs import Job, JobStatus, iso, new_id
+
+router = APIRouter(prefix="/batches", tags=["batches"])
+
+
+@router.post("", status_code=202)
+async def create_batch(body: BatchRequest, client: ClientDep, jobs: JobClientDep,
+                       settings: SettingsDep):
+    """Many analyses in one call. Each item is checked on its own: bad ones are reported, good ones run."""
+    if len(body.items) > settings.max_batch_items:
+        raise ApiError.one(413, f"at most {settings.max_batch_items} items per batch; send several batches",
+                           type="too_many_items", loc=["body", "items"])
+    accepted: list[tuple[int, Any]] = []
+    rejected: list[dict[str, Any]] = []
+    for i, item in enumerate(body.items):
+        try:
+            sub = submission_from_body(item.kind, item.body, settings, ["body", "items", i, "body"])
+        except ApiError as exc:
+            rejected.append({"index": i, "reference": item.reference, "status": exc.status, "detail": exc.items})
+            continue
+        sub.reference = item.reference
+        accepted.append((i, sub))
+    if not accepted:
+        raise ApiError(422, [d for r in rejected for d in r["detail"]])
+
+    batch_id = new_id()
+    submitted: list[tuple[int, Job]] = []
+    for i, sub in accepted:
+        job, _ = await submit(jobs, client, sub, interactive=False, batch_id=batch_id)
+        submitted.append((i, job))
+    batch = await run_in_threadpool(
+        jobs.create_batch, client, batch_id, [j.id for _, j in submitted], [j.reference for _, j in submitted]
+    )
+    return JSONResponse(
+        {
+            "id": batch.id,
+            "jobs": [{"index": i, "id": j.id, "reference": j.reference, "status": j.status.value} for i, j in submitted],
+            "rejected": rejected,
+        },
+        status_code=202,
+        headers={"Location": f"/batches/{batch.id}"},
+    )
+
+
+@router.get("/{batch_id}")
+async def get_batch(batch_id: str, client: ClientDep, jobs: JobClientDep):
+    batch = await run_in_threadpool(jobs.get_batch, client, batch_id)
+    if batch is None:
+        raise not_found("batch")
+    records = [j for j in await run_in_threadpool(jobs.jobs.get_many, batch.job_ids) if j is not None]
+    counts = Counter(j.status.value for j in records)
+    return {
+        "id": batch.id,
+        "createdAt": iso(batch.created_at),
+        "total": len(batch.job_ids),
+        "counts": {s.value: counts.get(s.value, 0) for s in JobStatus},
+        "done": all(j.status.terminal for j in records),
+        "jobs": [j.public() for j in records],
+    }
+
+
+@router.get("/{batch_id}/results")
+async def batch_results(batch_id: str, client: ClientDep, jobs: JobClientDep,
+                        timeout: Annotated[float, Query(ge=0, le=3600)] = 300.0):
+    """Newline-delimited JSON, one line per job as it finishes; ends when all are done or the timeout passes."""
+    batch = await run_in_threadpool(jobs.get_batch, client, batch_id)
+    if batch is None:
+        raise not_found("batch")
+    return StreamingResponse(_stream(jobs, batch.job_ids, timeout), media_type="application/x-ndjson")
+
+
+async def _stream(jobs: JobClient, job_ids: list[str], timeout: float) -> AsyncIterator[bytes]:
+    pending = list(job_ids)
+    deadline = time.monotonic() + timeout
+    while pending:
+        records = await run_in_threadpool(jobs.jobs.get_many, pending)
+        still = []
+        for job_id, job in zip(pending, records):
+            if job is None or not job.status.terminal:
+                if job is not None:
+                    still.append(job_id)
+                continue
+            yield (json.dumps(await run_in_threadpool(_line, jobs, job)) + "\n").encode()
+        pending = still
+        if not pending or time.monotonic() >= deadline:
+            break
+        await asyncio.sleep(0.2)
+
+
+def _line(jobs: JobClient, job: Job) -> dict[str, Any]:
+    line: dict[str, Any] = {"id": job.id, "reference": job.reference, "status": job.status.value}
+    if job.status is JobStatus.succeeded:
+        line["result"] = jobs.result(job)
+    else:
+        line["error"] = job.error
+    return line

@@ -1,0 +1,21 @@
+"""The `dermq` command."""
+
+from __future__ import annotations
+
+import click
+
+from dermq import __version__
+from dermq.cli.accounts import accounts
+from dermq.cli.bench import bench
+from dermq.cli.serve import api, up, worker
+from dermq.cli.submit import submit
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="dermq")
+def main() -> None:
+    """dermq: dermatology image analysis service."""
+
+
+for command in (up, api, worker, accounts, submit, bench):
+    main.add_command(command)

@@ -1,0 +1,3 @@
+from dermq.cli import main
+
+main()

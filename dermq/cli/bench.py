@@ -1,0 +1,104 @@
+"""`dermq bench`: end-to-end images/s through API, broker, storage and worker vs. the bare model forward pass."""
+
+from __future__ import annotations
+
+import statistics
+import tempfile
+import time
+from pathlib import Path
+
+import click
+from rich.console import Console
+from rich.table import Table
+
+from dermq.client import DermqClient, diagnosis_body, find_images
+
+SAMPLE_DIR = Path(__file__).resolve().parents[2] / "tests" / "fixtures" / "isic2017-sample" / "images"
+
+
+def bare_forward_rate(images: list[Path], count: int) -> tuple[float, int]:
+    """Images/s of the worker's own classifier (preprocessed inputs, batches of DERMQ_BATCH_MAX_SIZE)."""
+    import numpy as np
+    import torch
+    from PIL import Image
+
+    from dermq.settings import get_settings
+    from workers.model_cache import load_classifier
+    from workers.storage import create_store
+
+    settings = get_settings()
+    classifier = load_classifier(settings, create_store(settings)).classifier
+    tensors = [classifier.preprocess(np.asarray(Image.open(p).convert("RGB"))) for p in images]
+    size = settings.batch_max_size
+    batch = torch.stack([tensors[i % len(tensors)] for i in range(size)])
+    classifier.predict(batch)  # warm-up
+    n, start = 0, time.perf_counter()
+    while n < count:
+        classifier.predict(batch)
+        n += size
+    return n / (time.perf_counter() - start), size
+
+
+def end_to_end(client: DermqClient, images: list[Path], count: int, sync_requests: int) -> dict[str, float]:
+    bodies = [diagnosis_body(images[i % len(images)]) for i in range(count)]
+    start = time.perf_counter()
+    reply = client.create_batch([{"kind": "diagnosis-support", "body": b, "reference": str(i)} for i, b in enumerate(bodies)])
+    client.wait_batches([reply["id"]], poll_s=0.1)
+    elapsed = time.perf_counter() - start
+    succeeded = client.batch(reply["id"])["counts"]["succeeded"]
+    latencies = []
+    for i in range(sync_requests):
+        t = time.perf_counter()
+        r = client.diagnose(bodies[i % len(bodies)])
+        if r.status_code != 200:
+            raise click.ClickException(f"synchronous request answered {r.status_code}: {r.text[:300]}")
+        latencies.append(time.perf_counter() - t)
+    latencies.sort()
+    return {
+        "rate": succeeded / elapsed,
+        "succeeded": succeeded,
+        "p50": statistics.median(latencies),
+        "p95": latencies[min(len(latencies) - 1, int(round(0.95 * (len(latencies) - 1))))],
+    }
+
+
+@click.command()
+@click.option("--images", "image_dir", type=click.Path(exists=True, path_type=Path), default=None,
+              help="Default: the ISIC 2017 sample shipped with the tests.")
+@click.option("--count", default=80, show_default=True, type=int, help="Images through the whole service.")
+@click.option("--sync-requests", default=20, show_default=True, type=int, help="Synchronous requests timed.")
+@click.option("--url", help="Measure a running service instead of starting an embedded one.")
+@click.option("--username", envvar="DERMQ_USERNAME")
+@click.option("--password", envvar="DERMQ_PASSWORD")
+def bench(image_dir: Path | None, count: int, sync_requests: int, url: str | None, username: str | None,
+          password: str | None) -> None:
+    """Print end-to-end images/s, bare forward images/s and their ratio, plus sync latency p50/p95."""
+    images = find_images([image_dir or SAMPLE_DIR])
+    if not images:
+        raise click.ClickException("no images to benchmark with: pass --images DIR")
+    console = Console()
+    console.print(f"bare model forward pass on {len(images)} images...")
+    bare, batch_size = bare_forward_rate(images, max(count, 64))
+    if url:
+        e2e = end_to_end(DermqClient(url, username=username, password=password), images, count, sync_requests)
+    else:
+        from dermq.embedded import EmbeddedStack, ensure_dev_account, free_port
+        from dermq.settings import Settings
+
+        with tempfile.TemporaryDirectory(prefix="dermq-bench-") as tmp:
+            settings = Settings(data_dir=Path(tmp))
+            user, pw = ensure_dev_account(settings)
+            console.print("starting an embedded service (Redis, 1 worker, API)...")
+            with EmbeddedStack(settings, port=free_port(), quiet=True,
+                               env={"DERMQ_WORKER_METRICS_PORT": "0"}) as stack:
+                stack.wait_for_workers()
+                e2e = end_to_end(DermqClient(stack.url, username=user, password=pw), images, count, sync_requests)
+    table = Table(title="dermq bench (one run, same machine)")
+    table.add_column("measure")
+    table.add_column("value", justify="right")
+    table.add_row(f"bare forward (batch {batch_size})", f"{bare:.2f} images/s")
+    table.add_row(f"end to end ({e2e['succeeded']} images, batch call)", f"{e2e['rate']:.2f} images/s")
+    table.add_row("ratio end-to-end / bare", f"{e2e['rate'] / bare:.3f}")
+    table.add_row(f"sync request p50 ({sync_requests} requests)", f"{1000 * e2e['p50']:.0f} ms")
+    table.add_row("sync request p95", f"{1000 * e2e['p95']:.0f} ms")
+    console.print(table)

@@ -1,0 +1,118 @@
+"""All configuration in one object, read from the environment with the ``DERMQ_`` prefix.
+
+Defaults are the embedded single-machine setup (`dermq up`): a local Redis,
+the local-directory object store under ``data_dir`` and development accounts.
+Production refuses to start with development secrets (see ``check_production``).
+"""
+
+from __future__ import annotations
+
+from enum import Enum
+from functools import lru_cache
+from pathlib import Path
+
+from pydantic import Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+DEV_SECRET = "dermq-development-secret-change-me"
+
+
+class StorageBackend(str, Enum):
+    local = "local"
+    s3 = "s3"
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="DERMQ_", env_file=None, extra="ignore")
+
+    # --- deployment mode -------------------------------------------------
+    env: str = Field("development", description="'development' or 'production'.")
+    data_dir: Path = Field(Path("./data"), description="Embedded state: objects, accounts, Redis files.")
+
+    # --- broker and job records -----------------------------------------
+    redis_url: str | None = Field(None, description="Job records (and broker unless broker_url is set).")
+    broker_url: str | None = Field(None, description="Celery broker; Redis or amqp:// (RabbitMQ).")
+    queue_interactive: str = "dermq.interactive"
+    queue_batch: str = "dermq.batch"
+    # Broker redelivers an unacknowledged task after this many seconds if its worker vanished.
+    visibility_timeout_s: int = 300
+    max_deliveries: int = Field(3, ge=1, description="A job delivered more often than this fails.")
+    job_ttl_s: int = Field(7 * 24 * 3600, description="Retention of job records, results and inputs.")
+
+    # --- object storage -------------------------------------------------
+    storage_backend: StorageBackend = StorageBackend.local
+    storage_dir: Path | None = Field(None, description="Local backend root; default <data_dir>/objects.")
+    s3_endpoint: str = "127.0.0.1:9000"
+    s3_access_key: str = "minioadmin"
+    s3_secret_key: SecretStr = SecretStr("minioadmin")
+    s3_bucket: str = "dermq"
+    s3_secure: bool = False
+    s3_region: str | None = None
+
+    # --- authentication ---------------------------------------------------
+    jwt_secret: SecretStr = SecretStr(DEV_SECRET)
+    jwt_algorithm: str = "HS256"
+    token_expire_minutes: int = Field(60, ge=1)
+    accounts_file: Path | None = Field(None, description="Hashed accounts; default <data_dir>/accounts.json.")
+    dev_username: str | None = None
+    dev_password: SecretStr | None = None
+
+    # --- API behaviour ----------------------------------------------------
+    sync_timeout_s: float = Field(30.0, ge=0, description="Wait for a synchronous job, then answer 202.")
+    max_image_bytes: int = Field(20 * 1024 * 1024, ge=1)
+    max_image_pixels: int = Field(40_000_000, ge=1, description="Larger images are refused (bomb guard).")
+    max_images_per_request: int = Field(16, ge=1)
+    max_batch_items: int = Field(500, ge=1)
+    max_request_bytes: int = Field(200 * 1024 * 1024, ge=1)
+
+    # --- pipeline and worker ---------------------------------------------
+    quality_min_score: float = Field(60.0, ge=0, le=100)
+    model_dir: Path | None = Field(None, description="Local directory holding the classifier bundle.")
+    model_bundle: str | None = Field(None, description="NAME@VERSION of a bundle in object storage.")
+    device: str = Field("auto", description="'auto' (CUDA when available), 'cpu' or 'cuda[:N]'.")
+    batch_max_size: int = Field(16, ge=1, description="Images per model call in the dynamic batcher.")
+    batch_max_wait_ms: float = Field(10.0, ge=0, description="How long the batcher waits to fill a batch.")
+    worker_concurrency: int = Field(4, ge=1, description="Jobs in flight per worker process (threads).")
+    worker_metrics_port: int = Field(9100, ge=0, description="Worker Prometheus port; 0 disables it.")
+    retention_sweep_s: float = Field(300.0, gt=0, description="How often a worker removes expired jobs.")
+    heatmap_top_k: int = Field(5, ge=0)
+    heatmap_max_side: int = Field(384, ge=32)
+
+    @property
+    def effective_redis_url(self) -> str:
+        return self.redis_url or "redis://127.0.0.1:6379/0"
+
+    @property
+    def effective_broker_url(self) -> str:
+        return self.broker_url or self.effective_redis_url
+
+    @property
+    def effective_storage_dir(self) -> Path:
+        return self.storage_dir or self.data_dir / "objects"
+
+    @property
+    def effective_accounts_file(self) -> Path:
+        return self.accounts_file or self.data_dir / "accounts.json"
+
+    @property
+    def is_production(self) -> bool:
+        return self.env.lower() == "production"
+
+    def check_production(self) -> None:
+        """Refuse development secrets outside development mode."""
+        if not self.is_production:
+            return
+        problems = []
+        if self.jwt_secret.get_secret_value() == DEV_SECRET or len(self.jwt_secret.get_secret_value()) < 32:
+            problems.append("DERMQ_JWT_SECRET must be set to a random value of at least 32 characters")
+        if self.dev_password is not None:
+            problems.append("DERMQ_DEV_PASSWORD must not be set in production")
+        if self.storage_backend is StorageBackend.s3 and self.s3_secret_key.get_secret_value() == "minioadmin":
+            problems.append("DERMQ_S3_SECRET_KEY is the MinIO default")
+        if problems:
+            raise RuntimeError("refusing to start in production: " + "; ".join(problems))
+
+
+@lru_cache
+def get_settings() -> Settings:
+    return Settings()

@@ -1,0 +1,215 @@
+"""Diagnosis support: quality → classification → explainability → FHIR DiagnosticReport.
+
+The model call is injected (`predict`), so the worker can route it through its
+dynamic batcher while this module stays free of any job-system code.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from typing import Any, Callable, Sequence
+
+import numpy as np
+
+from pipeline.catalogue import Catalogue
+from pipeline.explain import cam_to_heatmap
+from pipeline.models.bundle import BundleManifest
+from pipeline.quality import QualityConfig, assess_media_validity
+
+ProgressFn = Callable[[str, int, int], None]  # (stage, done, total); may raise to abort
+
+REPORT_CATEGORY = [
+    {
+        "coding": [
+            {
+                "system": "http://terminology.hl7.org/CodeSystem/v2-0074",
+                "systemDisplay": "HL7 FHIR",
+                "code": "IMG",
+                "display": "Diagnostic Imaging",
+            }
+        ],
+        "text": "Diagnostic imaging",
+    }
+]
+REPORT_CODE = {
+    "coding": [
+        {
+            "system": "http://loinc.org/",
+            "systemDisplay": "Logical Observation Identifiers Names and Codes (LOINC)",
+            "code": "100063-7",
+            "display": "Primary skin concern",
+        }
+    ],
+    "text": "Skin condition analysis",
+}
+UNTRAINED_WARNING = (
+    "The classifier runs untrained reference weights: its ranking and indicators carry no clinical "
+    "meaning. Configure a trained model bundle (DERMQ_MODEL_DIR or DERMQ_MODEL_BUNDLE)."
+)
+
+
+@dataclass(frozen=True)
+class ImageInput:
+    rgb: np.ndarray
+    title: str | None = None
+
+
+@dataclass
+class ImageResult:
+    validity: dict[str, Any]
+    probs: np.ndarray  # over the catalogue
+    analysis: dict[str, Any] = field(default_factory=dict)
+
+
+def envelope(report_id: str, started: float) -> dict[str, Any]:
+    """The FHIR fields every report starts with (SPEC §2.3)."""
+    return {
+        "resourceType": "DiagnosticReport",
+        "identifier": {"use": "official", "value": report_id},
+        "status": "preliminary",
+        "issued": datetime.now(timezone.utc).isoformat(),
+        "analysisDuration": round(time.perf_counter() - started, 5),
+    }
+
+
+def entropy_percent(probs: np.ndarray, n_classes: int) -> float:
+    """Shannon entropy as a percentage of its maximum, log(n) for the n classes the model ranks."""
+    p = probs[probs > 0]
+    if n_classes < 2 or p.size == 0:
+        return 0.0
+    h = float(-(p * np.log(p)).sum())
+    return float(min(100.0, max(0.0, 100.0 * h / math.log(n_classes))))
+
+
+def clinical_indicators(catalogue: Catalogue, probs: np.ndarray) -> dict[str, float]:
+    """Percent sums of class probabilities through the catalogue's flags."""
+
+    def pct(flag: str) -> float:
+        return float(100.0 * probs[catalogue.flag_mask(flag)].sum())
+
+    return {
+        "hasCondition": float(100.0 - pct("healthy")),
+        "pigmentedLesion": pct("pigmented"),
+        "malignancy": pct("malignant"),
+        "urgentReferral": pct("urgent"),
+        "highPriorityReferral": pct("high_priority"),
+    }
+
+
+NULL_CLINICAL = dict.fromkeys(["hasCondition", "pigmentedLesion", "malignancy", "urgentReferral", "highPriorityReferral"])
+
+
+class DiagnosisPipeline:
+    def __init__(
+        self,
+        catalogue: Catalogue,
+        manifest: BundleManifest,
+        *,
+        preprocess: Callable[[np.ndarray], Any],
+        predict: Callable[[Sequence[Any]], Sequence[Any]],
+        quality: QualityConfig,
+        heatmap_top_k: int = 5,
+        heatmap_max_side: int = 384,
+        models: list[dict[str, Any]] | None = None,
+    ):
+        self.catalogue = catalogue
+        self.manifest = manifest
+        self.preprocess = preprocess
+        self.predict = predict
+        self.quality = quality
+        self.heatmap_top_k = heatmap_top_k
+        self.heatmap_max_side = heatmap_max_side
+        self.models = models or []
+        # Model class i lands on catalogue row index_map[i]; conditions the model lacks stay at 0.
+        self.index_map = np.array([catalogue.index(code) for code in manifest.classes], dtype=np.int64)
+
+    def run(self, report_id: str, images: Sequence[ImageInput], progress: ProgressFn | None = None) -> dict[str, Any]:
+        started = time.perf_counter()
+        step = progress or (lambda stage, done, total: None)
+        total = len(images)
+
+        step("quality", 0, total)
+        validity = []
+        for i, image in enumerate(images):
+            validity.append(assess_media_validity(image.rgb, self.quality))
+            step("quality", i + 1, total)
+
+        step("classification", 0, total)
+        outputs = self.predict([self.preprocess(image.rgb) for image in images])
+        step("classification", total, total)
+
+        results = []
+        step("explainability", 0, total)
+        for i, (image, valid, out) in enumerate(zip(images, validity, outputs)):
+            results.append(self._image_result(image, valid, out))
+            step("explainability", i + 1, total)
+
+        step("report", 0, 1)
+        report = envelope(report_id, started)
+        report.update(category=REPORT_CATEGORY, code=REPORT_CODE)
+        report.update(self._aggregate(results))
+        report["imagingAnalysis"] = [r.analysis for r in results]
+        report["device"] = {"models": self.models}
+        if not self.manifest.trained:
+            report["warnings"] = [UNTRAINED_WARNING]
+        report["analysisDuration"] = round(time.perf_counter() - started, 5)
+        return report
+
+    # --- per image ---
+    def _catalogue_probs(self, model_probs: np.ndarray) -> np.ndarray:
+        probs = np.zeros(len(self.catalogue), dtype=np.float64)
+        probs[self.index_map] = model_probs
+        return probs
+
+    def _image_result(self, image: ImageInput, validity: dict[str, Any], out: Any) -> ImageResult:
+        probs = self._catalogue_probs(np.asarray(out.probs, dtype=np.float64))
+        order = self._ranking(probs)
+        model_index = {int(row): i for i, row in enumerate(self.index_map)}
+        conclusion = []
+        for rank, row in enumerate(order):
+            item = self._conclusion_item(row, probs[row])
+            if rank < self.heatmap_top_k and row in model_index:
+                heatmap = cam_to_heatmap(image.rgb, out.cams[model_index[row]], max_side=self.heatmap_max_side)
+                item["explainability"] = {"heatMap": heatmap}
+            conclusion.append(item)
+        analysis = {
+            "mediaValidity": validity,
+            "performanceIndicator": {"entropy": entropy_percent(probs, len(self.index_map))},
+            "clinicalIndicator": clinical_indicators(self.catalogue, probs),
+            "conclusion": conclusion,
+        }
+        return ImageResult(validity=validity, probs=probs, analysis=analysis)
+
+    def _ranking(self, probs: np.ndarray) -> np.ndarray:
+        # Stable sort keeps catalogue order among ties (e.g. all the zero-probability conditions).
+        return np.argsort(-probs, kind="stable")
+
+    def _conclusion_item(self, row: int, prob: float) -> dict[str, Any]:
+        return {"code": self.catalogue.conditions[row].concept(), "probability": float(100.0 * prob)}
+
+    # --- aggregate over valid images ---
+    def _aggregate(self, results: list[ImageResult]) -> dict[str, Any]:
+        valid = [r.probs for r in results if r.validity.get("isValid")]
+        if not valid:
+            return {
+                "performanceIndicator": {"sensitivity": None, "specificity": None, "entropy": None},
+                "clinicalIndicator": dict(NULL_CLINICAL),
+                "conclusion": [],
+            }
+        # Mean of per-image distributions: each valid view of the lesion counts equally.
+        probs = np.mean(valid, axis=0)
+        order = self._ranking(probs)
+        top = self.catalogue.conditions[order[0]].code
+        metrics = self.manifest.metrics.get(top)
+        return {
+            "performanceIndicator": {
+                "sensitivity": metrics.sensitivity if metrics else None,
+                "specificity": metrics.specificity if metrics else None,
+                "entropy": entropy_percent(probs, len(self.index_map)),
+            },
+            "clinicalIndicator": clinical_indicators(self.catalogue, probs),
+            "conclusion": [self._conclusion_item(row, probs[row]) for row in order],
+        }

@@ -1,0 +1,35 @@
+"""Prometheus metrics a worker process exports on DERMQ_WORKER_METRICS_PORT."""
+
+from __future__ import annotations
+
+import logging
+
+from prometheus_client import Counter, Histogram, start_http_server
+
+log = logging.getLogger(__name__)
+
+STAGE_SECONDS = Histogram(
+    "dermq_worker_stage_seconds",
+    "Pipeline stage latency per job.",
+    ["kind", "stage"],
+    buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),
+)
+BATCH_SIZE = Histogram(
+    "dermq_worker_batch_size", "Images per model call.", buckets=(1, 2, 4, 8, 16, 32, 64)
+)
+BATCH_SECONDS = Histogram(
+    "dermq_worker_batch_seconds", "Model call latency per batch.", buckets=(0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5)
+)
+JOBS_FINISHED = Counter("dermq_worker_jobs_total", "Jobs finished by this worker.", ["kind", "status"])
+
+
+def observe_batch(size: int, seconds: float) -> None:
+    BATCH_SIZE.observe(size)
+    BATCH_SECONDS.observe(seconds)
+
+
+def serve(port: int) -> None:
+    try:
+        start_http_server(port)
+    except OSError as exc:  # several workers on one host: only the first gets the port
+        log.warning("worker metrics port %s unavailable: %s", port, exc)
