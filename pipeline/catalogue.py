@@ -39,6 +39,17 @@ entry uses ``QA00`` (chapter 24, "General examination or investigation of person
 without complaint or reported diagnosis"): the encounter examined the skin and found
 nothing to report, which is exactly what a "no skin finding" class asserts.
 
+Verification status (``verified``): every entry records whether its code and WHO title
+were confirmed against a public copy of the ICD-11 MMS tabulation (``true``) or come from
+the project's best knowledge of ICD-11 MMS 2025-01 without such a check (``false``).
+Unverified entries are not known to be wrong, but they must be checked against the WHO
+release (the ICD-11 API at https://icd.who.int/icdapi, or the MMS linearization
+spreadsheet ``LinearizationMiniOutput-MMS-en`` / ``SimpleTabulation-ICD-11-MMS-en``
+published with each release) before any clinical use; see ``docs/catalogue.md``. The
+flag does not change indicators or ranking; it is exposed in ``GET /conditions`` so that
+consumers can tell the two apart. Current file: 129 entries, 48 verified, 81 unverified
+(below the spec's ~300; docs/catalogue.md explains why and how to grow it).
+
 This module deliberately depends only on the standard library and numpy so that the
 API, the workers and offline tooling can all import it.
 """
@@ -86,6 +97,8 @@ _API_FLAG_KEYS: dict[str, str] = {
     "healthy": "healthy",
 }
 _TEXT_FIELDS: tuple[str, ...] = ("code", "display", "text", "group")
+# Key (in conditions.json and in the API payload) of the per-entry verification status.
+_VERIFIED_KEY = "verified"
 
 
 @dataclass(frozen=True, slots=True)
@@ -101,6 +114,8 @@ class Condition:
     urgent: bool = False
     high_priority: bool = False
     healthy: bool = False
+    # True when code + display were confirmed against a public ICD-11 MMS copy.
+    verified: bool = False
 
     def coding(self) -> dict[str, str]:
         """FHIR Coding for this condition in the pinned ICD-11 release."""
@@ -184,6 +199,7 @@ class Catalogue:
                 "system": ICD11_SYSTEM,
                 "version": ICD11_VERSION,
                 "flags": {api: getattr(c, attr) for attr, api in _API_FLAG_KEYS.items()},
+                "verified": c.verified,
             }
             for c in self.conditions
         ]
@@ -207,6 +223,8 @@ def _validate(conditions: tuple[Condition, ...]) -> None:
         for name in FLAG_NAMES:
             if not isinstance(getattr(c, name), bool):
                 raise ValueError(f"entry {i} ({c.code!r}): flag {name!r} must be a boolean")
+        if not isinstance(c.verified, bool):
+            raise ValueError(f"entry {i} ({c.code!r}): 'verified' must be a boolean")
         if c.urgent and c.high_priority:
             raise ValueError(
                 f"entry {i} ({c.code!r}): urgent and high_priority are exclusive referral tiers"
@@ -223,7 +241,9 @@ def _validate(conditions: tuple[Condition, ...]) -> None:
 def _condition_from_record(record: Any, position: int) -> Condition:
     if not isinstance(record, dict):
         raise ValueError(f"entry {position} must be a JSON object, got {type(record).__name__}")
-    missing = [k for k in (*_TEXT_FIELDS, *_FILE_FLAG_KEYS.values()) if k not in record]
+    missing = [
+        k for k in (*_TEXT_FIELDS, *_FILE_FLAG_KEYS.values(), _VERIFIED_KEY) if k not in record
+    ]
     if missing:
         raise ValueError(f"entry {position} is missing keys: {', '.join(missing)}")
     return Condition(
@@ -231,6 +251,7 @@ def _condition_from_record(record: Any, position: int) -> Condition:
         display=record["display"],
         text=record["text"],
         group=record["group"],
+        verified=record[_VERIFIED_KEY],
         **{attr: record[key] for attr, key in _FILE_FLAG_KEYS.items()},
     )
 

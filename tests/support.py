@@ -19,7 +19,7 @@ JWT_SECRET = "test-secret-" + "x" * 32
 OTHER_USER, OTHER_PASSWORD = "other-clinic", "other-password-123"
 
 
-def redisredis_answers(url: str) -> bool:
+def redis_answers(url: str) -> bool:
     try:
         return bool(redis.Redis.from_url(url, socket_connect_timeout=0.5).ping())
     except redis.RedisError:

@@ -156,6 +156,12 @@ class BundleManifest(BaseModel):
         return (m.sensitivity, m.specificity) if m else (None, None)
 
 
+def _describe(e: ValidationError) -> str:
+    return "; ".join(
+        f"{'.'.join(map(str, err['loc'])) or 'manifest'}: {err['msg']}" for err in e.errors()
+    )
+
+
 def _sha256(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
@@ -183,23 +189,24 @@ def _optional_key(key: str) -> bool:
 
 
 def _state_dict_problems(architecture: str, classes: int, state_dict: Mapping[str, Tensor]) -> list[str]:
-    """Differences between ``state_dict`` and what the architecture expects."""
-    expected = _expected_shapes(architecture, classes)
-    problems: list[str] = []
+    """How ``state_dict`` fails to fit ``architecture`` with ``classes`` outputs (empty: fits)."""
+    try:
+        expected = _expected_shapes(architecture, classes)
+    except BundleError as e:
+        return [str(e)]
+    found: list[str] = []
     missing = sorted(k for k in set(expected) - set(state_dict) if not _optional_key(k))
     unexpected = sorted(set(state_dict) - set(expected))
     if missing:
-        problems.append(f"{len(missing)} tensors missing from weights, e.g. {missing[:3]}")
+        found.append(f"{len(missing)} tensors missing, e.g. {missing[:3]}")
     if unexpected:
-        problems.append(f"{len(unexpected)} unexpected tensors in weights, e.g. {unexpected[:3]}")
+        found.append(f"{len(unexpected)} unexpected tensors, e.g. {unexpected[:3]}")
     for key in sorted(set(expected) & set(state_dict)):
         got = tuple(state_dict[key].shape)
         if got != expected[key]:
-            problems.append(
-                f"{key}: weights have shape {got}, {architecture} with {classes} classes "
-                f"expects {expected[key]}"
-            )
-    return problems
+            found.append(f"{key}: shape {got} in weights, expected {expected[key]}")
+    prefix = f"weights do not fit {architecture} with {classes} classes: "
+    return [prefix + p for p in found]
 
 
 @dataclass
@@ -228,7 +235,7 @@ def _inspect(manifest_json: bytes | str | None, weights: bytes | None) -> tuple[
         try:
             manifest = BundleManifest.model_validate_json(manifest_json)
         except ValidationError as e:
-            problems.append(f"invalid {MANIFEST_FILE}: {e}")
+            problems.append(f"invalid {MANIFEST_FILE}: {_describe(e)}")
     if weights is not None:
         if manifest is not None and (digest := _sha256(weights)) != manifest.weights_sha256:
             problems.append(
@@ -241,14 +248,7 @@ def _inspect(manifest_json: bytes | str | None, weights: bytes | None) -> tuple[
             except Exception as e:  # safetensors raises its own error types
                 problems.append(f"cannot decode {WEIGHTS_FILE}: {e}")
     if manifest is not None and state_dict is not None:
-        try:
-            shape_problems = _state_dict_problems(manifest.architecture, len(manifest.classes), state_dict)
-        except BundleError as e:
-            shape_problems = [str(e)]
-        problems += [
-            f"weights do not fit {manifest.architecture} with {len(manifest.classes)} classes: {p}"
-            for p in shape_problems
-        ]
+        problems += _state_dict_problems(manifest.architecture, len(manifest.classes), state_dict)
     if problems or manifest is None or state_dict is None:
         return None, problems
     return ModelBundle(manifest, state_dict), []
@@ -356,7 +356,7 @@ def save_bundle(
             created=created or datetime.now(timezone.utc).isoformat(timespec="seconds"),
         )
     except ValidationError as e:
-        raise BundleError(f"invalid manifest: {e}") from e
+        raise BundleError(f"invalid manifest: {_describe(e)}") from e
     d = Path(directory)
     d.mkdir(parents=True, exist_ok=True)
     _atomic_write(d / WEIGHTS_FILE, weights)

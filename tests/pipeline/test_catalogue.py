@@ -21,8 +21,19 @@ from pipeline.catalogue import (
     load_catalogue,
 )
 
-# Lower bound reflects the entries whose ICD-11 codes could be confirmed; see module docs.
-MIN_SIZE, MAX_SIZE = 100, 350
+# Lower bound reflects the entries whose ICD-11 codes could be responsibly included; the
+# product spec asks for about 300 (SPEC_MIN_SIZE), tracked by the strict xfail test below.
+MIN_SIZE, MAX_SIZE = 120, 350
+SPEC_MIN_SIZE = 280
+# Codes whose code + title were confirmed against a public ICD-11 MMS copy.
+CHECKED_CODES = frozenset(
+    """
+    1B71 1B72 1B72.0 1B72.1 1B72.2 1B73 1B73.0 1B73.1 1B73.2 1B75 1B75.3 1E90 1E90.0
+    1E91 1E91.0 1F28 1F28.0 1F28.1 1F28.2 1F28.3 1F28.4 1F28.5 2C30.Y 2C32 2C32.1 2E63.0
+    2F20 2F20.0 2F20.00 2F20.2 EB12 EB12.0 EB12.1 EB13 EB40 EA50.2 EA89 EA90.40 ED63.0
+    ED92.0 EK00 EK70.00 EG63.2 EC20.30 1F2D.0 1F2D.4
+    """.split()
+)
 MALIGNANT_CODES = ("2C30", "2C30.0", "2C31", "2C32", "2C34", "2E63.0", "2B57", "2B01")
 BENIGN_CODES = ("2F20", "2F20.0", "2F21.0", "EK90.0", "EK70.0", "1F28", "EA89", "ED63.0")
 
@@ -48,6 +59,39 @@ def test_default_catalogue_loads_and_is_cached(catalogue: Catalogue) -> None:
     assert MIN_SIZE <= len(catalogue) <= MAX_SIZE
     assert list(catalogue) == list(catalogue.conditions)
     assert catalogue.codes == tuple(c.code for c in catalogue.conditions)
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="spec asks for ~300 conditions; only codes that could be responsibly included "
+    "are catalogued so far (see docs/catalogue.md). Remove this marker once it passes.",
+)
+def test_catalogue_meets_spec_size(catalogue: Catalogue) -> None:
+    assert SPEC_MIN_SIZE <= len(catalogue) <= MAX_SIZE
+
+
+def test_every_entry_has_boolean_verified() -> None:
+    for entry in _raw_entries():
+        assert isinstance(entry.get("verified"), bool), entry["code"]
+
+
+def test_verified_set_contains_checked_codes(catalogue: Catalogue) -> None:
+    verified = {c.code for c in catalogue if c.verified}
+    assert CHECKED_CODES <= verified, sorted(CHECKED_CODES - verified)
+    assert 0 < len(verified) < len(catalogue)  # both kinds present; docs give the counts
+    raw = {e["code"]: e["verified"] for e in _raw_entries()}
+    assert all(raw[c.code] is c.verified for c in catalogue)
+
+
+def test_missing_or_non_boolean_verified_rejected(tmp_path: Path) -> None:
+    entries = _raw_entries()
+    entries[0] = {k: v for k, v in entries[0].items() if k != "verified"}
+    with pytest.raises(ValueError, match="missing keys: verified"):
+        load_catalogue(_write(tmp_path, entries))
+    entries = _raw_entries()
+    entries[0] = {**entries[0], "verified": "yes"}
+    with pytest.raises(ValueError, match="'verified' must be a boolean"):
+        load_catalogue(_write(tmp_path, entries))
 
 
 def test_codes_unique_and_well_formed(catalogue: Catalogue) -> None:
@@ -144,7 +188,11 @@ def test_to_json_payload(catalogue: Catalogue) -> None:
     payload = catalogue.to_json()
     assert len(payload) == len(catalogue)
     first = payload[catalogue.index("2C30")]
-    assert set(first) == {"code", "display", "text", "group", "system", "version", "flags"}
+    assert set(first) == {
+        "code", "display", "text", "group", "system", "version", "flags", "verified"
+    }
+    assert first["verified"] is False
+    assert payload[catalogue.index("EA89")]["verified"] is True
     assert first["system"] == ICD11_SYSTEM and first["version"] == ICD11_VERSION
     assert first["flags"] == {
         "malignant": True,

@@ -60,3 +60,13 @@ def test_clients_see_only_their_own_jobs(service, api) -> None:
         assert other.delete(f"/jobs/{job_id}").status_code == 404
         assert job_id not in [j["id"] for j in other.get("/jobs").json()["items"]]
     assert api.get(f"/jobs/{job_id}").status_code == 200
+
+
+def test_an_account_added_with_the_cli_can_log_in_without_restart(service) -> None:
+    import subprocess
+    import sys
+
+    subprocess.run([sys.executable, "-m", "dermq.cli", "accounts", "add", "late-clinic", "--password",
+                    "late-password-1", "--accounts-file", str(service.settings.effective_accounts_file)], check=True)
+    r = httpx.post(f"{service.url}/login", data={"username": "late-clinic", "password": "late-password-1"})
+    assert r.status_code == 200
