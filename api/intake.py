@@ -30,14 +30,15 @@ def check_attachment(att: ContentAttachment, settings: Settings, loc: Loc) -> Ch
 
 
 def check_attachments(items: list[tuple[ContentAttachment, Loc]], settings: Settings) -> list[CheckedImage]:
-    """All images of a request; reports every bad one, with the most severe status (413 over 422)."""
+    """All images of a request; reports every bad one. Any image over a size limit makes it a 413."""
     images, errors, status = [], [], 422
     for att, loc in items:
         try:
             images.append(check_attachment(att, settings, loc))
         except ApiError as exc:
             errors += exc.items
-            status = max(status, exc.status) if exc.status == 413 else status
+            if exc.status == 413:
+                status = 413
     if errors:
         raise ApiError(status, errors)
     return images

@@ -10,7 +10,6 @@ from prometheus_client import CollectorRegistry, Histogram
 from prometheus_client.core import GaugeMetricFamily
 from starlette.middleware.base import BaseHTTPMiddleware
 from starlette.requests import Request
-from starlette.routing import Match
 
 from workers.client import JobClient
 
@@ -62,8 +61,5 @@ class LatencyMiddleware(BaseHTTPMiddleware):
 
 def _route_template(request: Request) -> str:
     # Label by template (/jobs/{job_id}), never by raw path: ids would explode the series count.
-    for route in request.app.router.routes:
-        match, _ = route.matches(request.scope)
-        if match is Match.FULL:
-            return getattr(route, "path", "other")
-    return "unmatched"
+    route = request.scope.get("route")
+    return getattr(route, "path", None) or "unmatched"

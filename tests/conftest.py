@@ -54,7 +54,7 @@ def service(redis_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterato
         "DERMQ_VISIBILITY_TIMEOUT_S": "10",
         "DERMQ_SYNC_TIMEOUT_S": "60",
         "DERMQ_MAX_IMAGE_BYTES": "3000000",
-        "DERMQ_MAX_IMAGE_PIXELS": "4000000",
+        "DERMQ_MAX_IMAGE_PIXELS": "6000000",
         "DERMQ_MAX_IMAGES_PER_REQUEST": "16",
         "DERMQ_MAX_BATCH_ITEMS": "64",
     }

@@ -7,7 +7,7 @@ torch; the worker entry point imports `workers.tasks` as well.
 from __future__ import annotations
 
 from celery import Celery
-from kombu import Queue
+from kombu import Exchange, Queue
 
 from dermq.settings import Settings, get_settings
 
@@ -18,7 +18,9 @@ def create_celery(settings: Settings | None = None) -> Celery:
     settings = settings or get_settings()
     app = Celery("dermq", broker=settings.effective_broker_url)
     app.conf.update(
-        task_queues=[Queue(settings.queue_interactive), Queue(settings.queue_batch)],
+        # Each queue its own direct exchange and routing key; interactive first (consumption order).
+        task_queues=[Queue(q, Exchange(q, type="direct"), routing_key=q)
+                     for q in (settings.queue_interactive, settings.queue_batch)],
         task_default_queue=settings.queue_batch,
         # Job records live in our own store; Celery's result backend would duplicate them.
         task_ignore_result=True,
