@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import re
 import secrets
 import threading
@@ -12,6 +11,8 @@ from pathlib import Path
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
+
+from pipeline.fileio import atomic_write
 
 # Account names become object-store path segments, so they share the key alphabet.
 USERNAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._@-]{0,63}$")
@@ -79,11 +80,7 @@ class AccountStore:
 
     def _write(self, accounts: dict[str, dict[str, str]]) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = self.path.with_suffix(".tmp")
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(fd, "w") as fh:
-            json.dump({"accounts": accounts}, fh, indent=2)
-        os.replace(tmp, self.path)
+        atomic_write(self.path, json.dumps({"accounts": accounts}, indent=2).encode(), mode=0o600)
 
 
 def generate_password() -> str:

@@ -21,6 +21,7 @@ import httpx
 
 from api.accounts import AccountStore, generate_password
 from dermq.settings import Settings
+from pipeline.fileio import atomic_write
 
 DEV_CREDENTIALS_FILE = "dev-credentials.json"
 
@@ -73,9 +74,7 @@ def ensure_dev_account(settings: Settings) -> tuple[str, str]:
     else:
         password = generate_password()
         settings.data_dir.mkdir(parents=True, exist_ok=True)
-        fd = os.open(creds_file, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(fd, "w") as fh:
-            json.dump({"username": username, "password": password}, fh)
+        atomic_write(creds_file, json.dumps({"username": username, "password": password}).encode(), mode=0o600)
     accounts = AccountStore(settings.effective_accounts_file)
     if not accounts.verify(username, password):
         accounts.add(username, password, replace=True)

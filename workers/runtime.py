@@ -8,6 +8,7 @@ import os
 import socket
 import threading
 import time
+from datetime import datetime, timezone
 from functools import cached_property
 from typing import Any, Sequence
 
@@ -133,8 +134,6 @@ def sweep_expired(jobs: RedisJobStore, store: ObjectStore, ttl_s: float, now: fl
     jobs.forget_finished(expired)
     # Inputs are content-addressed and shared by jobs: each submission re-writes (touches) them,
     # so an input untouched for the retention time belongs to no live job.
-    from datetime import datetime, timezone
-
     store.delete_older_than("inputs/", datetime.fromtimestamp(cutoff, tz=timezone.utc))
     return len(expired)
 

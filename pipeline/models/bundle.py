@@ -12,7 +12,7 @@ from __future__ import annotations
 import hashlib
 import math
 import os
-import tempfile
+from pipeline.fileio import atomic_write
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -290,18 +290,6 @@ def verify_bundle(directory: str | os.PathLike[str]) -> list[str]:
     return problems + _inspect(manifest_json, weights)[1]
 
 
-def _atomic_write(path: Path, data: bytes) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
 
 def _serialize(state_dict: Mapping[str, Tensor]) -> bytes:
     # safetensors needs contiguous CPU tensors that do not share storage.
@@ -359,8 +347,8 @@ def save_bundle(
         raise BundleError(f"invalid manifest: {_describe(e)}") from e
     d = Path(directory)
     d.mkdir(parents=True, exist_ok=True)
-    _atomic_write(d / WEIGHTS_FILE, weights)
-    _atomic_write(d / MANIFEST_FILE, (manifest.model_dump_json(indent=2) + "\n").encode())
+    atomic_write(d / WEIGHTS_FILE, weights)
+    atomic_write(d / MANIFEST_FILE, (manifest.model_dump_json(indent=2) + "\n").encode())
     return manifest
 
 

@@ -10,18 +10,17 @@ from __future__ import annotations
 
 import errno
 import os
-import secrets
 from collections.abc import Iterator
 from datetime import datetime, timezone
 from pathlib import Path
 
+from pipeline.fileio import atomic_write
 from workers.storage.base import ObjectInfo, ObjectNotFound, ObjectStore, StorageUnavailable, _SEGMENT_RE
 
 __all__ = ["LocalObjectStore"]
 
 # '~' is not allowed in keys, so temporary files can never be mistaken for
 # objects by ``list`` or collide with a real key.
-_TMP_MARKER = ".~tmp~"
 
 
 class LocalObjectStore(ObjectStore):
@@ -56,21 +55,7 @@ class LocalObjectStore(ObjectStore):
                 raise ValueError(f"key {key!r} conflicts with an existing object or prefix") from exc
 
     def _write_atomic(self, path: Path, data: bytes) -> None:
-        tmp = path.with_name(f"{path.name}{_TMP_MARKER}{secrets.token_hex(8)}")
-        # Mode 0o666 filtered by the umask, like any file the process creates.
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
-        try:
-            with os.fdopen(fd, "wb") as fh:
-                fh.write(data)
-                fh.flush()
-                os.fsync(fh.fileno())
-            os.replace(tmp, path)
-        except BaseException:
-            try:
-                os.unlink(tmp)
-            except FileNotFoundError:
-                pass
-            raise
+        atomic_write(path, data)
         self._fsync_dir(path.parent)
 
     @staticmethod
