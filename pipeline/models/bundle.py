@@ -394,13 +394,18 @@ def _reference_weights(classes: int, architecture: str, input_size: int) -> byte
     return _serialize(module.state_dict())
 
 
+REFERENCE_TEMPERATURE = 1000.0
+
+
 def reference_bundle(
     classes: Sequence[str], *, architecture: str = "efficientnet_b0", input_size: int = 224
 ) -> ModelBundle:
     """Deterministic *untrained* weights, for running the service without a trained model.
 
     Bit-identical across calls and independent of the global RNG; its predictions are
-    meaningless and ``manifest.trained`` is ``False`` so callers can say so.
+    meaningless and ``manifest.trained`` is ``False`` so callers can say so. Random weights
+    can still produce large logit gaps on some images, so the temperature is set high enough
+    that the ranking never looks confident: an untrained model knows nothing.
     """
     weights = _reference_weights(len(classes), architecture, input_size)
     manifest = BundleManifest(
@@ -411,6 +416,7 @@ def reference_bundle(
         input_size=input_size,
         classes=list(classes),
         weights_sha256=_sha256(weights),
+        temperature=REFERENCE_TEMPERATURE,
         trained=False,
         created=_REFERENCE_CREATED,
         training_data={"description": "none: deterministic untrained reference weights"},

@@ -75,7 +75,7 @@ def test_temperature_flattens_distribution(bundle, batch):
     # Untrained reference logits are nearly uniform on real images; sharpen the head so
     # the distributions being compared are far from uniform.
     sharp = dict(bundle.state_dict, **{"classifier.1.weight": bundle.state_dict["classifier.1.weight"] * 200})
-    cold = Classifier.from_bundle(ModelBundle(bundle.manifest, sharp))
+    cold = Classifier.from_bundle(ModelBundle(bundle.manifest.model_copy(update={"temperature": 1.0}), sharp))
     hot = Classifier.from_bundle(ModelBundle(bundle.manifest.model_copy(update={"temperature": 3.0}), sharp))
     cold_out = cold.predict(batch[:1])[0]
     hot_out = hot.predict(batch[:1])[0]
@@ -131,3 +131,19 @@ def test_cuda_matches_cpu(bundle, classifier, batch):
     for got, want in zip(gpu.predict(batch), classifier.predict(batch)):
         np.testing.assert_allclose(got.probs, want.probs, atol=2e-2)
         assert got.cams.shape == want.cams.shape and got.cams.dtype == np.float32
+
+
+def test_untrained_reference_model_never_looks_confident() -> None:
+    from pathlib import Path
+
+    from PIL import Image
+
+    from pipeline.catalogue import load_catalogue
+    from pipeline.models.bundle import reference_bundle
+
+    codes = load_catalogue().codes
+    clf = Classifier.from_bundle(reference_bundle(codes))
+    images = sorted((Path(__file__).resolve().parents[1] / "fixtures" / "isic2017-sample" / "images").glob("*.jpg"))
+    batch = torch.stack([clf.preprocess(np.asarray(Image.open(p).convert("RGB"))) for p in images[:8]])
+    for out in clf.predict(batch):
+        assert out.probs.max() < 2.0 / len(codes), "an untrained model must stay close to uniform"
