@@ -46,10 +46,9 @@ def accepted(job: Job) -> JSONResponse:
 
 async def submit(jobs: JobClient, client: str, submission: Submission, *, idempotency_key: str | None = None,
                  interactive: bool = True, batch_id: str | None = None) -> tuple[Job, bool]:
-    key = idempotency_key
     try:
         return await run_in_threadpool(
-            jobs.submit, client, submission, interactive=interactive, batch_id=batch_id, idempotency_key=key
+            jobs.submit, client, submission, interactive=interactive, batch_id=batch_id, idempotency_key=idempotency_key
         )
     except IdempotencyConflict as exc:
         raise ApiError.one(409, str(exc), type="idempotency_conflict", loc=["header", "Idempotency-Key"]) from None

@@ -22,6 +22,7 @@ import httpx
 from api.accounts import AccountStore, generate_password
 from dermq.settings import Settings
 from pipeline.fileio import atomic_write
+from workers.jobs import WORKER_KEY_PREFIX
 
 DEV_CREDENTIALS_FILE = "dev-credentials.json"
 
@@ -150,7 +151,7 @@ class EmbeddedStack:
         import redis as redis_client
 
         client = redis_client.Redis.from_url(self.redis_url or self.settings.effective_redis_url)
-        wait_for(lambda: len(list(client.scan_iter("dermq:worker:*"))) >= want, timeout, "workers")
+        wait_for(lambda: len(list(client.scan_iter(WORKER_KEY_PREFIX + "*"))) >= want, timeout, "workers")
 
     # --- whole stack ---
     def start(self) -> "EmbeddedStack":

@@ -125,6 +125,7 @@ class DiagnosisPipeline:
         self.models = models or []
         # Model class i lands on catalogue row index_map[i]; conditions the model lacks stay at 0.
         self.index_map = np.array([catalogue.index(code) for code in manifest.classes], dtype=np.int64)
+        self.model_index = {int(row): i for i, row in enumerate(self.index_map)}
 
     def run(self, report_id: str, images: Sequence[ImageInput], progress: ProgressFn | None = None) -> dict[str, Any]:
         started = time.perf_counter()
@@ -148,14 +149,13 @@ class DiagnosisPipeline:
             step("explainability", i + 1, total)
 
         step("report", 0, 1)
-        report = envelope(report_id, started)
-        report.update(category=REPORT_CATEGORY, code=REPORT_CODE)
-        report.update(self._aggregate(results))
+        aggregate = self._aggregate(results)
+        report = envelope(report_id, started)  # last, so analysisDuration covers the whole pipeline
+        report.update(category=REPORT_CATEGORY, code=REPORT_CODE, **aggregate)
         report["imagingAnalysis"] = [r.analysis for r in results]
         report["device"] = {"models": self.models}
         if not self.manifest.trained:
             report["warnings"] = [UNTRAINED_WARNING]
-        report["analysisDuration"] = round(time.perf_counter() - started, 5)
         return report
 
     # --- per image ---
@@ -167,12 +167,11 @@ class DiagnosisPipeline:
     def _image_result(self, image: ImageInput, validity: dict[str, Any], out: Any) -> ImageResult:
         probs = self._catalogue_probs(np.asarray(out.probs, dtype=np.float64))
         order = self._ranking(probs)
-        model_index = {int(row): i for i, row in enumerate(self.index_map)}
         conclusion = []
         for rank, row in enumerate(order):
             item = self._conclusion_item(row, probs[row])
-            if rank < self.heatmap_top_k and row in model_index:
-                heatmap = cam_to_heatmap(image.rgb, out.cams[model_index[row]], max_side=self.heatmap_max_side)
+            if rank < self.heatmap_top_k and row in self.model_index:
+                heatmap = cam_to_heatmap(image.rgb, out.cams[self.model_index[row]], max_side=self.heatmap_max_side)
                 item["explainability"] = {"heatMap": heatmap}
             conclusion.append(item)
         analysis = {

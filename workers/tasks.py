@@ -113,7 +113,8 @@ def execute_job(rt: WorkerRuntime, job_id: str) -> JobStatus | None:
     rt.store.put_json(key, report)
     if not jobs.finish(job_id, JobStatus.succeeded, result_key=key):
         rt.store.delete(key)  # cancelled while finishing: leave nothing behind
-        return jobs.get(job_id).status if jobs.get(job_id) else None
+        current = jobs.get(job_id)
+        return current.status if current else None
     metrics.JOBS_FINISHED.labels(job.kind, "succeeded").inc()
     return JobStatus.succeeded
 

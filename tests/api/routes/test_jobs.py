@@ -38,7 +38,7 @@ def test_respond_async_polling_and_result(api) -> None:
     assert all(j["status"] == "succeeded" for j in listed["items"])
 
 
-def test_result_of_unfinished_job_is_409_and_unknown_job_404(api) -> None:
+def test_unknown_job_is_404(api) -> None:
     assert api.get("/jobs/00000000-0000-0000-0000-000000000000").status_code == 404
     assert api.get("/jobs/00000000-0000-0000-0000-000000000000/result").status_code == 404
 
