@@ -23,7 +23,7 @@ test: $(STAMP)
 	$(VENV)/bin/python -m pytest -q $(ARGS)
 
 bench: $(STAMP)
-	$(VENV)/bin/dermq bench $(ARGS)
+	$(VENV)/bin/dermq bench service $(ARGS)
 
 clean:
 	rm -rf $(VENV) data

@@ -6,12 +6,9 @@ rejected request leaves nothing behind.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Any, Callable, Sequence
+from typing import Sequence
 
-from pydantic import BaseModel, ValidationError
-
-from api.errors import ApiError, error_item
+from api.errors import ApiError
 from api.schemas import ContentAttachment, DiagnosisRequest
 from dermq.settings import Settings
 from pipeline.imaging import CheckedImage, ImageRejected, check_image, decode_base64
@@ -54,24 +51,3 @@ def diagnosis_submission(req: DiagnosisRequest, settings: Settings, loc: Loc) ->
     images = check_attachments(atts, settings)
     titles = [p.contentAttachment.title for p in req.payload]
     return Submission(kind="diagnosis-support", spec={}, images=list(zip(images, titles)))
-
-
-@dataclass(frozen=True)
-class AnalysisKind:
-    model: type[BaseModel]
-    to_submission: Callable[[Any, Settings, Loc], Submission]
-
-
-ANALYSES: dict[str, AnalysisKind] = {
-    "diagnosis-support": AnalysisKind(DiagnosisRequest, diagnosis_submission),
-}
-
-
-def submission_from_body(kind: str, body: Any, settings: Settings, loc: Loc) -> Submission:
-    """For batch items, whose bodies arrive unparsed: validate with the kind's model, errors under `loc`."""
-    analysis = ANALYSES[kind]
-    try:
-        req = analysis.model.model_validate(body)
-    except ValidationError as exc:
-        raise ApiError(422, [error_item(e["msg"], type=e["type"], loc=[*loc, *e["loc"]]) for e in exc.errors()]) from None
-    return analysis.to_submission(req, settings, loc)

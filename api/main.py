@@ -10,7 +10,7 @@ from fastapi.responses import JSONResponse
 
 from api import errors
 from api.metrics import LatencyMiddleware, Metrics
-from api.routes import auth, batches, diagnosis, discovery, jobs, ops
+from api.routes import auth, batches, diagnosis, discovery, jobs, ops, severity
 from api.services import Services
 from dermq import __version__
 from dermq.settings import Settings, get_settings
@@ -44,6 +44,6 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
             )
         return await call_next(request)
 
-    for module in (ops, auth, diagnosis, jobs, batches, discovery):
+    for module in (ops, auth, diagnosis, severity, jobs, batches, discovery):
         app.include_router(module.router)
     return app

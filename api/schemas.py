@@ -23,7 +23,65 @@ class DiagnosisRequest(BaseModel):
     payload: list[PayloadItem] = Field(..., min_length=1)
 
 
-AnalysisKind = Literal["diagnosis-support"]
+# --- severity assessment ---
+Answer = float | int | bool | str  # the reference clients send answers as numbers or numeric strings
+
+
+class QuestionnaireResponse(BaseModel):
+    item: dict[str, Answer] = Field(default_factory=dict)
+
+
+class ScoringSystemAnswers(BaseModel):
+    questionnaireResponse: QuestionnaireResponse = Field(default_factory=QuestionnaireResponse)
+
+
+class Coding(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+    system: str | None = None
+    code: str | None = None
+    display: str | None = None
+
+
+class ConditionConclusion(BaseModel):
+    text: str | None = Field(None, max_length=500)
+    coding: list[Coding] | None = None
+
+
+class KnownCondition(BaseModel):
+    conclusion: ConditionConclusion
+
+
+class LocalSeverityRequest(BaseModel):
+    payload: PayloadItem
+    bodySite: str
+    knownCondition: KnownCondition
+    scoringSystem: dict[str, ScoringSystemAnswers]
+
+
+class SitePayload(PayloadItem):
+    bodySite: str
+    questionnaireResponse: QuestionnaireResponse = Field(default_factory=QuestionnaireResponse)
+
+
+class GlobalSeverityRequest(BaseModel):
+    payload: list[SitePayload] = Field(..., min_length=1)
+    knownCondition: KnownCondition
+    scoringSystem: dict[str, ScoringSystemAnswers]
+
+
+class ManualSeverityRequest(BaseModel):
+    bodySite: str | None = None
+    knownCondition: KnownCondition | None = None
+    scoringSystem: dict[str, ScoringSystemAnswers]
+
+
+AnalysisKind = Literal[
+    "diagnosis-support",
+    "severity-assessment/automatic/local",
+    "severity-assessment/automatic/global",
+    "severity-assessment/manual",
+]
 
 
 class BatchItem(BaseModel):

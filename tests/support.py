@@ -59,3 +59,18 @@ class Service:
     def client(self, username: str | None = None, password: str | None = None) -> httpx.Client:
         return httpx.Client(base_url=self.url, timeout=120,
                             headers={"Authorization": f"Bearer {self.token(username, password)}"})
+
+
+DEMO_CLASSES = ["EA89", "1F28", "2C30"]
+
+
+def demo_bundle(directory: Path, *, version: str = "1", classes: list[str] | None = None, seed: int = 0) -> Path:
+    """A small valid classifier bundle 'demo@<version>'; `seed` shifts the head bias so versions differ."""
+    from pipeline.models.bundle import reference_bundle, save_bundle
+
+    classes = classes or DEMO_CLASSES
+    ref = reference_bundle(classes)
+    state = {k: v + seed if k.endswith("classifier.1.bias") else v for k, v in ref.state_dict.items()}
+    save_bundle(directory, state, name="demo", version=version, architecture="efficientnet_b0", classes=classes,
+                trained=True)
+    return directory

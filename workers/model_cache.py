@@ -1,34 +1,53 @@
-"""Model bundles, loaded once per worker process.
+"""Which model bundles a worker serves, and loading them (verified) onto its device.
 
-Where the classifier comes from, in order: `DERMQ_MODEL_DIR` (a bundle on
-disk), `DERMQ_MODEL_BUNDLE` (NAME@VERSION under `models/` in object storage,
-copied to a local cache first), else deterministic untrained reference weights
-that every report and `/device-information` declare as untrained.
+Where each model comes from, first match wins:
+
+- classifier: ``DERMQ_MODEL_DIR`` (a bundle on disk), the object store's selection
+  (``dermq models use``), ``DERMQ_MODEL_BUNDLE`` (NAME@VERSION in object storage),
+  else deterministic untrained reference weights that every report declares as such;
+- segmenter: ``DERMQ_SEGMENTER_DIR``, the selection, ``DERMQ_SEGMENTER_BUNDLE``, else
+  the classical CIELAB segmenter.
+
+``workers.runtime`` re-resolves the sources periodically and swaps models when
+they change; a bundle that fails verification is refused and the previous one
+keeps serving.
 """
 
 from __future__ import annotations
 
 import logging
-import threading
+import shutil
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import torch
 
 from dermq.settings import Settings
 from pipeline.catalogue import load_catalogue
 from pipeline.classify import Classifier
-from pipeline.models.bundle import ModelBundle, load_bundle, reference_bundle
+from pipeline.models.bundle import BundleError, ModelBundle, load_bundle, reference_bundle
+from pipeline.segmentation import ClassicalSegmenter, LearnedSegmenter, Segmenter
+from workers import model_registry
+from workers.model_registry import BundleRef, Task
 from workers.storage import ObjectStore
 
 log = logging.getLogger(__name__)
 
-BUNDLE_FILES = ("manifest.json", "weights.safetensors")
+CLASSICAL_SEGMENTER = {"name": "dermq-classical-segmenter", "version": "1", "task": "segmentation",
+                       "architecture": "CIELAB clustering in the skin region", "sha256": None, "trained": False}
 
 
-def bundle_prefix(name: str, version: str) -> str:
-    return f"models/{name}/{version}"
+@dataclass(frozen=True)
+class ModelSource:
+    """Where a task's model comes from: a directory, a published bundle, or the built-in default."""
+
+    task: Task
+    kind: Literal["directory", "published", "builtin"]
+    location: str | None = None
+
+    def __str__(self) -> str:
+        return f"{self.kind}:{self.location}" if self.location else f"{self.kind} {self.task} default"
 
 
 def resolve_device(requested: str) -> torch.device:
@@ -37,61 +56,98 @@ def resolve_device(requested: str) -> torch.device:
     return torch.device(requested)
 
 
-def fetch_bundle(store: ObjectStore, ref: str, cache_dir: Path) -> Path:
-    """Copy NAME@VERSION from object storage into the local cache (once) and return its directory."""
-    name, sep, version = ref.partition("@")
-    if not sep or not name or not version:
-        raise ValueError(f"model bundle reference {ref!r} is not NAME@VERSION")
-    target = cache_dir / name / version
-    if not all((target / f).exists() for f in BUNDLE_FILES):
-        target.mkdir(parents=True, exist_ok=True)
-        # Weights first, manifest last: a half-copied bundle has no manifest and is fetched again.
-        for filename in reversed(BUNDLE_FILES):
-            (target / filename).write_bytes(store.get_bytes(f"{bundle_prefix(name, version)}/{filename}"))
-    return target
+def resolve_source(settings: Settings, store: ObjectStore, task: Task) -> ModelSource:
+    directory, configured = (
+        (settings.model_dir, settings.model_bundle) if task == "classification"
+        else (settings.segmenter_dir, settings.segmenter_bundle)
+    )
+    if directory is not None:
+        return ModelSource(task, "directory", str(directory))
+    ref = model_registry.selection(store).get(task) or configured
+    if ref:
+        return ModelSource(task, "published", str(BundleRef.parse(ref)))
+    return ModelSource(task, "builtin")
+
+
+def load_source_bundle(source: ModelSource, settings: Settings, store: ObjectStore) -> ModelBundle | None:
+    """The verified bundle behind ``source`` (None for a built-in default); raises ``BundleError``."""
+    if source.kind == "builtin":
+        return None
+    if source.kind == "directory":
+        bundle = load_bundle(source.location or "")
+    else:
+        ref = BundleRef.parse(source.location or "")
+        cache = settings.data_dir / "model-cache"
+        try:
+            bundle = load_bundle(model_registry.fetch(store, ref, cache))
+        except BundleError:
+            # A damaged cached copy is fetched once more; a damaged published bundle fails again.
+            shutil.rmtree(cache / ref.name / ref.version, ignore_errors=True)
+            bundle = load_bundle(model_registry.fetch(store, ref, cache))
+    if bundle.manifest.task != source.task:
+        raise BundleError(f"{source} is a {bundle.manifest.task} bundle, not a {source.task} one")
+    return bundle
+
+
+def describe_bundle(bundle: ModelBundle, device: torch.device) -> dict[str, Any]:
+    m = bundle.manifest
+    return {
+        "name": m.name,
+        "version": m.version,
+        "task": m.task,
+        "architecture": m.architecture,
+        "sha256": m.weights_sha256,
+        "trained": m.trained,
+        "classes": len(m.classes),
+        "device": str(device),
+    }
 
 
 @dataclass
 class LoadedModel:
     classifier: Classifier
     bundle: ModelBundle
+    source: ModelSource | None = None
 
     def describe(self) -> dict[str, Any]:
-        m = self.bundle.manifest
-        return {
-            "name": m.name,
-            "version": m.version,
-            "task": m.task,
-            "architecture": m.architecture,
-            "sha256": m.weights_sha256,
-            "trained": m.trained,
-            "classes": len(m.classes),
-            "device": str(self.classifier.device),
-        }
+        return describe_bundle(self.bundle, self.classifier.device)
 
 
-_lock = threading.Lock()
-_loaded: LoadedModel | None = None
+@dataclass
+class LoadedSegmenter:
+    segmenter: Segmenter
+    bundle: ModelBundle | None
+    source: ModelSource
+    device: torch.device
+
+    def describe(self) -> dict[str, Any]:
+        if self.bundle is None:
+            return {**CLASSICAL_SEGMENTER, "device": "cpu"}
+        return describe_bundle(self.bundle, self.device)
+
+
+def load_classifier_from(source: ModelSource, settings: Settings, store: ObjectStore) -> LoadedModel:
+    bundle = load_source_bundle(source, settings, store) or reference_bundle(load_catalogue().codes)
+    catalogue = load_catalogue()
+    unknown = [c for c in bundle.manifest.classes if c not in catalogue]
+    if unknown:
+        raise BundleError(f"{source}: classes not in the condition catalogue: {unknown[:5]}")
+    device = resolve_device(settings.device)
+    loaded = LoadedModel(Classifier.from_bundle(bundle, device=device), bundle, source)
+    log.info("classifier loaded from %s", source, extra={"model": loaded.describe()})
+    return loaded
+
+
+def load_segmenter_from(source: ModelSource, settings: Settings, store: ObjectStore) -> LoadedSegmenter:
+    bundle = load_source_bundle(source, settings, store)
+    device = resolve_device(settings.device)
+    if bundle is None:
+        return LoadedSegmenter(ClassicalSegmenter(), None, source, torch.device("cpu"))
+    loaded = LoadedSegmenter(LearnedSegmenter.from_bundle(bundle, device=device), bundle, source, device)
+    log.info("segmenter loaded from %s", source, extra={"model": loaded.describe()})
+    return loaded
 
 
 def load_classifier(settings: Settings, store: ObjectStore) -> LoadedModel:
-    """The process-wide classifier; the first caller loads it, everyone else shares it."""
-    global _loaded
-    with _lock:
-        if _loaded is None:
-            _loaded = _load(settings, store)
-        return _loaded
-
-
-def _load(settings: Settings, store: ObjectStore) -> LoadedModel:
-    if settings.model_dir is not None:
-        bundle = load_bundle(settings.model_dir)
-    elif settings.model_bundle:
-        bundle = load_bundle(fetch_bundle(store, settings.model_bundle, settings.data_dir / "model-cache"))
-    else:
-        bundle = reference_bundle(load_catalogue().codes)
-    device = resolve_device(settings.device)
-    classifier = Classifier.from_bundle(bundle, device=device)
-    loaded = LoadedModel(classifier=classifier, bundle=bundle)
-    log.info("classifier loaded", extra={"model": loaded.describe()})
-    return loaded
+    """The classifier the settings and the store's selection name (benchmarks use this directly)."""
+    return load_classifier_from(resolve_source(settings, store, "classification"), settings, store)

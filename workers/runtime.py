@@ -20,15 +20,66 @@ from pipeline.catalogue import load_catalogue
 from pipeline.classify import ClassifierOutput
 from pipeline.diagnosis import DiagnosisPipeline
 from pipeline.quality import QualityConfig
+from pipeline.severity.assessment import SeverityPipeline
 from workers import metrics
 from workers.batcher import DynamicBatcher
 from workers.jobs import WORKER_KEY_PREFIX, JobStatus, RedisJobStore
-from workers.model_cache import LoadedModel, load_classifier
+from workers.model_cache import (
+    LoadedModel,
+    LoadedSegmenter,
+    ModelSource,
+    load_classifier_from,
+    load_segmenter_from,
+    resolve_source,
+)
 from workers.storage import ObjectStore, create_store
 
 log = logging.getLogger(__name__)
 
 HEARTBEAT_S = 10
+# A replaced model's batcher is closed this long after the swap, so jobs already holding it finish.
+RETIRE_AFTER_S = 120.0
+
+
+class ModelSet:
+    """One generation of loaded models and the pipelines built on them; replaced whole on reload."""
+
+    def __init__(self, settings: Settings, classifier: LoadedModel, segmenter: LoadedSegmenter):
+        self.classifier = classifier
+        self.segmenter = segmenter
+        quality = QualityConfig(min_score=settings.quality_min_score)
+        model = classifier.classifier
+
+        def forward(items: Sequence[torch.Tensor]) -> list[ClassifierOutput]:
+            return model.predict(torch.stack(list(items)))
+
+        self.batcher: DynamicBatcher[torch.Tensor, ClassifierOutput] = DynamicBatcher(
+            forward,
+            max_batch_size=settings.batch_max_size,
+            max_wait_s=settings.batch_max_wait_ms / 1000.0,
+            on_batch=metrics.observe_batch,
+        )
+        self.diagnosis = DiagnosisPipeline(
+            load_catalogue(),
+            classifier.bundle.manifest,
+            preprocess=model.preprocess,
+            predict=self.batcher.map,
+            quality=quality,
+            heatmap_top_k=settings.heatmap_top_k,
+            heatmap_max_side=settings.heatmap_max_side,
+            models=self.describe(),
+        )
+        self.severity = SeverityPipeline(segmenter.segmenter, quality=quality, models=self.describe())
+
+    @property
+    def sources(self) -> dict[str, ModelSource | None]:
+        return {"classification": self.classifier.source, "segmentation": self.segmenter.source}
+
+    def describe(self) -> list[dict[str, Any]]:
+        return [self.classifier.describe(), self.segmenter.describe()]
+
+    def close(self) -> None:
+        self.batcher.close()
 
 
 class WorkerRuntime:
@@ -36,6 +87,10 @@ class WorkerRuntime:
         self.settings = settings
         self.hostname = f"{socket.gethostname()}:{os.getpid()}"
         self._stop = threading.Event()
+        self._models: ModelSet | None = None
+        self._models_lock = threading.Lock()
+        self.model_error: str | None = None
+        self._failed_sources: dict[str, ModelSource] = {}
 
     @cached_property
     def store(self) -> ObjectStore:
@@ -45,43 +100,72 @@ class WorkerRuntime:
     def jobs(self) -> RedisJobStore:
         return RedisJobStore.from_url(self.settings.effective_redis_url, ttl_s=self.settings.job_ttl_s)
 
-    @cached_property
-    def model(self) -> LoadedModel:
-        return load_classifier(self.settings, self.store)
+    # --- models ---
+    @property
+    def models(self) -> ModelSet:
+        """The current generation; a job takes it once and uses it to the end."""
+        with self._models_lock:
+            if self._models is None:
+                self._models = self._load(self._wanted(), previous=None)
+            return self._models
 
-    @cached_property
-    def batcher(self) -> DynamicBatcher[torch.Tensor, ClassifierOutput]:
-        classifier = self.model.classifier
-
-        def forward(items: Sequence[torch.Tensor]) -> list[ClassifierOutput]:
-            return classifier.predict(torch.stack(list(items)))
-
-        return DynamicBatcher(
-            forward,
-            max_batch_size=self.settings.batch_max_size,
-            max_wait_s=self.settings.batch_max_wait_ms / 1000.0,
-            on_batch=metrics.observe_batch,
-        )
-
-    @cached_property
+    @property
     def diagnosis(self) -> DiagnosisPipeline:
-        return DiagnosisPipeline(
-            load_catalogue(),
-            self.model.bundle.manifest,
-            preprocess=self.model.classifier.preprocess,
-            predict=self.batcher.map,
-            quality=QualityConfig(min_score=self.settings.quality_min_score),
-            heatmap_top_k=self.settings.heatmap_top_k,
-            heatmap_max_side=self.settings.heatmap_max_side,
-            models=[self.model.describe()],
-        )
+        return self.models.diagnosis
+
+    @property
+    def severity(self) -> SeverityPipeline:
+        return self.models.severity
+
+    def _wanted(self) -> dict[str, ModelSource]:
+        return {task: resolve_source(self.settings, self.store, task) for task in ("classification", "segmentation")}
+
+    def _load(self, wanted: dict[str, ModelSource], previous: ModelSet | None) -> ModelSet:
+        """Load what changed; unchanged models are reused from ``previous``."""
+        before = previous.sources if previous is not None else {}
+        classifier = (previous.classifier if previous and before["classification"] == wanted["classification"]
+                      else load_classifier_from(wanted["classification"], self.settings, self.store))
+        segmenter = (previous.segmenter if previous and before["segmentation"] == wanted["segmentation"]
+                     else load_segmenter_from(wanted["segmentation"], self.settings, self.store))
+        return ModelSet(self.settings, classifier, segmenter)
+
+    def reload_models(self) -> bool:
+        """Switch to newly selected bundles; a bundle that fails to load is refused and the
+        current models keep serving. Returns True when a new generation took over."""
+        current = self.models
+        try:
+            wanted = self._wanted()
+        except Exception as exc:  # storage briefly unreachable: try again next poll
+            log.warning("cannot read the model selection: %s", exc)
+            return False
+        changed = {t: s for t, s in wanted.items() if current.sources[t] != s}
+        if not changed or all(self._failed_sources.get(t) == s for t, s in changed.items()):
+            return False
+        try:
+            fresh = self._load(wanted, previous=current)
+        except Exception as exc:
+            self._failed_sources.update(changed)
+            self.model_error = f"refused {', '.join(map(str, changed.values()))}: {exc}"
+            log.error("model reload refused, still serving the previous models: %s", self.model_error)
+            return False
+        with self._models_lock:
+            self._models = fresh
+        self._failed_sources.clear()
+        self.model_error = None
+        log.info("now serving %s", [f"{m['name']}@{m['version']}" for m in fresh.describe()])
+        timer = threading.Timer(RETIRE_AFTER_S, current.close)
+        timer.daemon = True
+        timer.start()
+        return True
 
     def describe(self) -> dict[str, Any]:
+        models = self.models
         return {
             "worker": self.hostname,
             "version": __version__,
-            "device": str(self.model.classifier.device),
-            "models": [self.model.describe()],
+            "device": str(models.classifier.classifier.device),
+            "models": models.describe(),
+            "modelError": self.model_error,
             "batchMaxSize": self.settings.batch_max_size,
             "batchMaxWaitMs": self.settings.batch_max_wait_ms,
             "concurrency": self.settings.worker_concurrency,
@@ -90,10 +174,13 @@ class WorkerRuntime:
     # --- lifecycle ---
     def start(self) -> None:
         """Load everything before taking the first task, then start the background threads."""
-        _ = self.diagnosis
+        _ = self.models
         if self.settings.worker_metrics_port:
             metrics.serve(self.settings.worker_metrics_port)
-        for target in (self._heartbeat_loop, self._retention_loop):
+        loops = [self._heartbeat_loop, self._retention_loop]
+        if self.settings.model_poll_s > 0:
+            loops.append(self._model_poll_loop)
+        for target in loops:
             threading.Thread(target=target, daemon=True, name=target.__name__).start()
 
     def stop(self) -> None:
@@ -103,14 +190,25 @@ class WorkerRuntime:
         except Exception:  # the broker may already be gone at shutdown
             pass
 
+    def _beat(self) -> None:
+        self.jobs.r.set(WORKER_KEY_PREFIX + self.hostname, json.dumps(self.describe()), ex=3 * HEARTBEAT_S)
+
     def _heartbeat_loop(self) -> None:
-        payload = json.dumps(self.describe())
         while not self._stop.is_set():
             try:
-                self.jobs.r.set(WORKER_KEY_PREFIX + self.hostname, payload, ex=3 * HEARTBEAT_S)
+                self._beat()
             except Exception as exc:
                 log.warning("heartbeat failed: %s", exc)
             self._stop.wait(HEARTBEAT_S)
+
+    def _model_poll_loop(self) -> None:
+        while not self._stop.wait(self.settings.model_poll_s):
+            before = self.model_error
+            if self.reload_models() or self.model_error != before:
+                try:
+                    self._beat()  # tell /device-information now, not at the next heartbeat
+                except Exception as exc:
+                    log.warning("heartbeat failed: %s", exc)
 
     def _retention_loop(self) -> None:
         while not self._stop.wait(self.settings.retention_sweep_s):

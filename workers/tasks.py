@@ -47,12 +47,23 @@ def load_images(rt: WorkerRuntime, job: Job) -> list[ImageInput]:
 
 
 def run_diagnosis(rt: WorkerRuntime, job: Job, progress: Callable[[str, int, int], None]) -> dict[str, Any]:
+    pipeline = rt.diagnosis  # taken once: a model reload mid-job does not mix generations
     progress("decode", 0, len(job.spec["images"]))
-    images = load_images(rt, job)
-    return rt.diagnosis.run(job.id, images, progress)
+    return pipeline.run(job.id, load_images(rt, job), progress)
 
 
-HANDLERS: dict[str, Handler] = {"diagnosis-support": run_diagnosis}
+def run_severity(rt: WorkerRuntime, job: Job, progress: Callable[[str, int, int], None]) -> dict[str, Any]:
+    pipeline = rt.severity
+    progress("decode", 0, len(job.spec["images"]))
+    return pipeline.run(job.id, job.spec, load_images(rt, job), progress)
+
+
+HANDLERS: dict[str, Handler] = {
+    "diagnosis-support": run_diagnosis,
+    "severity-assessment/automatic/local": run_severity,
+    "severity-assessment/automatic/global": run_severity,
+    "severity-assessment/manual": run_severity,
+}
 
 
 class _Progress:

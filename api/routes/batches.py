@@ -13,7 +13,7 @@ from fastapi.responses import JSONResponse, StreamingResponse
 from api.analysis import submit
 from api.deps import ClientDep, JobClientDep, SettingsDep
 from api.errors import ApiError, not_found
-from api.intake import submission_from_body
+from api.analyses import submission_from_body
 from api.schemas import BatchRequest
 from workers.client import JobClient
 from workers.jobs import Job, JobStatus, iso, new_id

@@ -7,6 +7,7 @@ import click
 from dermq import __version__
 from dermq.cli.accounts import accounts
 from dermq.cli.bench import bench
+from dermq.cli.models import models
 from dermq.cli.serve import api, up, worker
 from dermq.cli.submit import submit
 
@@ -17,5 +18,5 @@ def main() -> None:
     """dermq: dermatology image analysis service."""
 
 
-for command in (up, api, worker, accounts, submit, bench):
+for command in (up, api, worker, accounts, submit, bench, models):
     main.add_command(command)

@@ -1,4 +1,4 @@
-"""`dermq bench`: end-to-end images/s through API, broker, storage and worker vs. the bare model forward pass."""
+"""`dermq bench [service]`: end-to-end images/s through API, broker, storage and worker vs. the bare model forward pass."""
 
 from __future__ import annotations
 
@@ -62,7 +62,15 @@ def end_to_end(client: DermqClient, images: list[Path], count: int, sync_request
     }
 
 
-@click.command()
+@click.group(invoke_without_command=True)
+@click.pass_context
+def bench(ctx: click.Context) -> None:
+    """Benchmarks: `service` (the default) and `segmentation`."""
+    if ctx.invoked_subcommand is None:
+        ctx.invoke(service)
+
+
+@bench.command()
 @click.option("--images", "image_dir", type=click.Path(exists=True, path_type=Path), default=None,
               help="Default: the ISIC 2017 sample shipped with the tests.")
 @click.option("--count", default=80, show_default=True, type=int, help="Images through the whole service.")
@@ -70,7 +78,7 @@ def end_to_end(client: DermqClient, images: list[Path], count: int, sync_request
 @click.option("--url", help="Measure a running service instead of starting an embedded one.")
 @click.option("--username", envvar="DERMQ_USERNAME")
 @click.option("--password", envvar="DERMQ_PASSWORD")
-def bench(image_dir: Path | None, count: int, sync_requests: int, url: str | None, username: str | None,
+def service(image_dir: Path | None, count: int, sync_requests: int, url: str | None, username: str | None,
           password: str | None) -> None:
     """Print end-to-end images/s, bare forward images/s and their ratio, plus sync latency p50/p95."""
     images = find_images([image_dir or SAMPLE_DIR])

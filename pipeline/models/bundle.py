@@ -27,6 +27,7 @@ from safetensors.torch import save as st_save
 from torch import Tensor, nn
 
 from pipeline.models.efficientnet import efficientnet
+from pipeline.models.unet import unet
 
 __all__ = [
     "ARCHITECTURES",
@@ -67,7 +68,7 @@ class BundleError(Exception):
 ARCHITECTURES: dict[str, Callable[[int], nn.Module]] = {
     f"efficientnet_{v}": (lambda n, v=v: efficientnet(v, num_classes=n))
     for v in ("b0", "b1", "b2", "b3", "b4", "b5", "b6", "b7")
-}
+} | {"unet": lambda n: unet(n)}
 
 
 def register_architecture(name: str, builder: Callable[[int], nn.Module]) -> None:

@@ -1,4 +1,4 @@
-"""Bundles load from a directory or from object storage; without one, untrained reference weights."""
+"""Where each model comes from, and that a bundle is verified before it serves."""
 
 from __future__ import annotations
 
@@ -7,36 +7,47 @@ from pathlib import Path
 import pytest
 
 from dermq.settings import Settings
-from pipeline.models.bundle import BundleError, reference_bundle, save_bundle
-from workers import model_cache
+from pipeline.models.bundle import BundleError
+from workers import model_cache, model_registry
 from workers.storage import LocalObjectStore
 
-
-@pytest.fixture(autouse=True)
-def fresh_cache(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(model_cache, "_loaded", None)
-
-
-def small_bundle(directory: Path) -> None:
-    ref = reference_bundle(["EA89", "1F28", "2C30"])
-    save_bundle(directory, ref.state_dict, name="demo", version="1", architecture="efficientnet_b0",
-                classes=["EA89", "1F28", "2C30"], trained=True)
-
+from support import demo_bundle as small_bundle
 
 def test_default_is_the_untrained_reference(tmp_path: Path) -> None:
     loaded = model_cache.load_classifier(Settings(data_dir=tmp_path, device="cpu"), LocalObjectStore(tmp_path / "o"))
     assert loaded.describe()["trained"] is False and loaded.describe()["device"] == "cpu"
-    assert model_cache.load_classifier(Settings(data_dir=tmp_path), LocalObjectStore(tmp_path)) is loaded
+    assert str(loaded.source) == "builtin classification default"
+
+
+def test_sources_in_order_of_precedence(tmp_path: Path) -> None:
+    store = LocalObjectStore(tmp_path / "objects")
+    model_registry.publish(store, small_bundle(tmp_path / "b1"))
+    model_registry.publish(store, small_bundle(tmp_path / "b2", version="2", seed=1))
+    settings = Settings(data_dir=tmp_path, model_bundle="demo@1")
+    assert str(model_cache.resolve_source(settings, store, "classification")) == "published:demo@1"
+    model_registry.select(store, model_registry.BundleRef.parse("demo@2"))
+    assert str(model_cache.resolve_source(settings, store, "classification")) == "published:demo@2"
+    on_disk = Settings(data_dir=tmp_path, model_dir=tmp_path / "b1")
+    assert model_cache.resolve_source(on_disk, store, "classification").kind == "directory"
+    assert str(model_cache.resolve_source(settings, store, "segmentation")) == "builtin segmentation default"
 
 
 def test_bundle_from_object_storage(tmp_path: Path) -> None:
-    small_bundle(tmp_path / "bundle")
     store = LocalObjectStore(tmp_path / "objects")
-    for f in model_cache.BUNDLE_FILES:
-        store.put_bytes(f"{model_cache.bundle_prefix('demo', '1')}/{f}", (tmp_path / "bundle" / f).read_bytes())
+    model_registry.publish(store, small_bundle(tmp_path / "bundle"))
     loaded = model_cache.load_classifier(Settings(data_dir=tmp_path, model_bundle="demo@1", device="cpu"), store)
     info = loaded.describe()
     assert (info["name"], info["version"], info["trained"], info["classes"]) == ("demo", "1", True, 3)
+
+
+def test_damaged_cache_copy_is_fetched_again(tmp_path: Path) -> None:
+    store = LocalObjectStore(tmp_path / "objects")
+    model_registry.publish(store, small_bundle(tmp_path / "bundle"))
+    settings = Settings(data_dir=tmp_path, model_bundle="demo@1", device="cpu")
+    model_cache.load_classifier(settings, store)
+    cached = tmp_path / "model-cache" / "demo" / "1" / "weights.safetensors"
+    cached.write_bytes(cached.read_bytes()[:-10])
+    assert model_cache.load_classifier(settings, store).describe()["version"] == "1"
 
 
 def test_corrupt_bundle_is_refused(tmp_path: Path) -> None:
@@ -49,6 +60,15 @@ def test_corrupt_bundle_is_refused(tmp_path: Path) -> None:
         model_cache.load_classifier(Settings(data_dir=tmp_path, model_dir=tmp_path / "bundle"), LocalObjectStore(tmp_path))
 
 
-def test_bad_reference_is_rejected(tmp_path: Path) -> None:
-    with pytest.raises(ValueError, match="NAME@VERSION"):
-        model_cache.fetch_bundle(LocalObjectStore(tmp_path), "no-version", tmp_path / "cache")
+def test_classes_outside_the_catalogue_are_refused(tmp_path: Path) -> None:
+    small_bundle(tmp_path / "bundle", classes=["EA89", "XX99"])
+    with pytest.raises(BundleError, match="XX99"):
+        model_cache.load_classifier(Settings(data_dir=tmp_path, model_dir=tmp_path / "bundle"), LocalObjectStore(tmp_path))
+
+
+def test_a_classifier_is_not_accepted_as_segmenter(tmp_path: Path) -> None:
+    small_bundle(tmp_path / "bundle")
+    settings = Settings(data_dir=tmp_path, segmenter_dir=tmp_path / "bundle")
+    source = model_cache.resolve_source(settings, LocalObjectStore(tmp_path), "segmentation")
+    with pytest.raises(BundleError, match="not a segmentation"):
+        model_cache.load_segmenter_from(source, settings, LocalObjectStore(tmp_path))

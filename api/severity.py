@@ -1,0 +1,189 @@
+"""Severity requests to `Submission`s: one scoring system, valid body sites, a known condition the
+system applies to, and every clinical input in range — all checked before anything is stored.
+
+Every problem is reported at once, each at the field that caused it
+(`body.scoringSystem.apasi.questionnaireResponse.item.area`, `body.bodySite`, ...).
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+from api.errors import ApiError, error_item
+from api.intake import Loc, check_attachments
+from api.schemas import (
+    Answer,
+    GlobalSeverityRequest,
+    KnownCondition,
+    LocalSeverityRequest,
+    ManualSeverityRequest,
+    ScoringSystemAnswers,
+)
+from dermq.settings import Settings
+from pipeline.catalogue import load_catalogue
+from pipeline.severity.body_sites import BODY_SITES
+from pipeline.severity.conditions import ConditionProblem, resolve_condition
+from pipeline.severity.systems import SYSTEMS, ScoringSystem
+from workers.client import Submission
+
+LOCAL, GLOBAL, MANUAL = ("severity-assessment/automatic/local", "severity-assessment/automatic/global",
+                         "severity-assessment/manual")
+_TRUE, _FALSE = {"true", "yes", "y"}, {"false", "no", "n"}
+
+
+class _Errors:
+    """Collects 422 items so a client learns every problem of a request in one round trip."""
+
+    def __init__(self) -> None:
+        self.items: list[dict[str, Any]] = []
+
+    def add(self, msg: str, type: str, loc: Loc) -> None:
+        self.items.append(error_item(msg, type=type, loc=list(loc)))
+
+    def raise_any(self) -> None:
+        if self.items:
+            raise ApiError(422, self.items)
+
+
+def _one_system(systems: dict[str, ScoringSystemAnswers], automatic: bool, loc: Loc,
+                errors: _Errors) -> tuple[ScoringSystem, ScoringSystemAnswers] | None:
+    wanted = "automatic" if automatic else "manual"
+    if len(systems) != 1:
+        errors.add(f"give exactly one scoring system, got {len(systems)}", "scoring_system_count", loc)
+        return None
+    code, answers = next(iter(systems.items()))
+    system = SYSTEMS.get(code)
+    if system is None:
+        errors.add(f"unknown scoring system {code!r}; see GET /questionnaires", "unknown_scoring_system", [*loc, code])
+        return None
+    if system.automatic != automatic:
+        other = "/severity-assessment/automatic/local" if system.automatic else "/severity-assessment/manual"
+        errors.add(f"{code} is not a {wanted} scoring system; send it to {other}", "wrong_scoring_mode", [*loc, code])
+        return None
+    return system, answers
+
+
+def _number(answer: Answer) -> float | None:
+    if isinstance(answer, bool):
+        return 1.0 if answer else 0.0
+    if isinstance(answer, (int, float)):
+        return float(answer) if math.isfinite(answer) else None
+    text = answer.strip().lower()
+    if text in _TRUE or text in _FALSE:
+        return 1.0 if text in _TRUE else 0.0
+    try:
+        value = float(text)
+    except ValueError:
+        return None
+    return value if math.isfinite(value) else None
+
+
+def _answers(system: ScoringSystem, raw: dict[str, Answer], loc: Loc, errors: _Errors,
+             *, require: bool = True) -> dict[str, float]:
+    """Numeric answers, checked against the system; AI items may be given (the client's value wins)."""
+    values: dict[str, float] = {}
+    for code, answer in raw.items():
+        number = _number(answer)
+        if number is None:
+            errors.add(f"{code}: {answer!r} is not a number", "not_a_number", [*loc, code])
+        else:
+            values[code] = number
+    for problem in system.check(values):
+        if problem.kind == "missing" and (not require or system.item(problem.item).source == "ai"):
+            continue
+        errors.add(problem.message, problem.kind, [*loc, problem.item])
+    return values
+
+
+def _body_site(system: ScoringSystem, site: str, loc: Loc, errors: _Errors) -> None:
+    if site not in BODY_SITES:
+        errors.add(f"unknown body site {site!r}; see GET /body-sites", "unknown_body_site", loc)
+    elif not system.allows_site(site):
+        errors.add(f"{system.code} cannot score {site}; allowed: {', '.join(sorted(system.allowed_sites))}",
+                   "body_site_not_allowed", loc)
+
+
+def _condition(system: ScoringSystem, known: KnownCondition, loc: Loc, errors: _Errors) -> dict[str, str] | None:
+    conclusion = known.conclusion
+    coding = [c.model_dump() for c in conclusion.coding] if conclusion.coding is not None else None
+    try:
+        condition = resolve_condition(load_catalogue(), conclusion.text, coding)
+    except ConditionProblem as exc:
+        errors.add(exc.message, exc.kind, [*loc, "conclusion", *exc.field])
+        return None
+    if not system.applies_to(condition.code):
+        errors.add(f"{system.code} does not score {condition.display} ({condition.code}); it applies to "
+                   f"{', '.join(system.pathologies)} (GET /questionnaires?code={system.code})",
+                   "condition_not_scored", [*loc, "conclusion"])
+        return None
+    return {"code": condition.code, "display": condition.display, "text": condition.text}
+
+
+def _item_loc(loc: Loc, system: ScoringSystem) -> list[str | int]:
+    return [*loc, "scoringSystem", system.code, "questionnaireResponse", "item"]
+
+
+def local_submission(req: LocalSeverityRequest, settings: Settings, loc: Loc) -> Submission:
+    errors = _Errors()
+    chosen = _one_system(req.scoringSystem, True, [*loc, "scoringSystem"], errors)
+    errors.raise_any()
+    assert chosen is not None
+    system, answers = chosen
+    _body_site(system, req.bodySite, [*loc, "bodySite"], errors)
+    condition = _condition(system, req.knownCondition, [*loc, "knownCondition"], errors)
+    items = _answers(system, answers.questionnaireResponse.item, _item_loc(loc, system), errors)
+    errors.raise_any()
+    image = check_attachments([(req.payload.contentAttachment, [*loc, "payload", "contentAttachment"])], settings)[0]
+    spec = {"system": system.code, "mode": "local", "condition": condition,
+            "sites": [{"bodySite": req.bodySite, "items": items, "image": 0}]}
+    return Submission(kind=LOCAL, spec=spec, images=[(image, req.payload.contentAttachment.title)])
+
+
+def global_submission(req: GlobalSeverityRequest, settings: Settings, loc: Loc) -> Submission:
+    errors = _Errors()
+    chosen = _one_system(req.scoringSystem, True, [*loc, "scoringSystem"], errors)
+    errors.raise_any()
+    assert chosen is not None
+    system, answers = chosen
+    if not system.supports_global:
+        errors.add(f"{system.code} has no whole-body combination; score each site with "
+                   "/severity-assessment/automatic/local", "no_global_score", [*loc, "scoringSystem", system.code])
+        errors.raise_any()
+    if len(req.payload) > settings.max_images_per_request:
+        raise ApiError.one(413, f"at most {settings.max_images_per_request} images per request",
+                           type="too_many_images", loc=[*loc, "payload"])
+    condition = _condition(system, req.knownCondition, [*loc, "knownCondition"], errors)
+    shared = _answers(system, answers.questionnaireResponse.item, _item_loc(loc, system), errors, require=False)
+    sites = []
+    for i, site in enumerate(req.payload):
+        site_loc = [*loc, "payload", i]
+        _body_site(system, site.bodySite, [*site_loc, "bodySite"], errors)
+        merged = {**shared, **site.questionnaireResponse.item}
+        items = _answers(system, merged, [*site_loc, "questionnaireResponse", "item"], errors)
+        sites.append({"bodySite": site.bodySite, "items": items, "image": i})
+    errors.raise_any()
+    images = check_attachments(
+        [(site.contentAttachment, [*loc, "payload", i, "contentAttachment"]) for i, site in enumerate(req.payload)],
+        settings,
+    )
+    spec = {"system": system.code, "mode": "global", "condition": condition, "sites": sites}
+    titles = [site.contentAttachment.title for site in req.payload]
+    return Submission(kind=GLOBAL, spec=spec, images=list(zip(images, titles)))
+
+
+def manual_submission(req: ManualSeverityRequest, settings: Settings, loc: Loc) -> Submission:
+    errors = _Errors()
+    chosen = _one_system(req.scoringSystem, False, [*loc, "scoringSystem"], errors)
+    errors.raise_any()
+    assert chosen is not None
+    system, answers = chosen
+    if req.bodySite is not None:
+        _body_site(system, req.bodySite, [*loc, "bodySite"], errors)
+    condition = (_condition(system, req.knownCondition, [*loc, "knownCondition"], errors)
+                 if req.knownCondition is not None else None)
+    items = _answers(system, answers.questionnaireResponse.item, _item_loc(loc, system), errors)
+    errors.raise_any()
+    spec = {"system": system.code, "mode": "manual", "condition": condition,
+            "sites": [{"bodySite": req.bodySite, "items": items, "image": None}]}
+    return Submission(kind=MANUAL, spec=spec)

@@ -1,0 +1,92 @@
+"""`dermq train classifier|segmenter`: build model bundles from your own labelled images."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import click
+
+
+def _common_options(default_size: int, default_epochs: int) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """Flags shared by both trainers; their names are the config fields."""
+    options = [
+        click.option("--data", type=click.Path(exists=True, path_type=Path), required=True,
+                     help="Image folder (DIR/<label>/*.jpg), a directory with labels.csv, or a CSV file."),
+        click.option("--out", type=click.Path(file_okay=False, path_type=Path), required=True, help="Bundle directory to write."),
+        click.option("--epochs", type=int, default=default_epochs, show_default=True),
+        click.option("--input-size", type=int, default=default_size, show_default=True, help="Side of the square network input, px."),
+        click.option("--batch-size", type=int, default=32, show_default=True),
+        click.option("--lr", type=float, default=1e-3, show_default=True, help="Peak AdamW learning rate."),
+        click.option("--weight-decay", type=float, default=0.05, show_default=True),
+        click.option("--warmup-epochs", type=float, default=1.0, show_default=True),
+        click.option("--val-fraction", type=float, default=0.2, show_default=True),
+        click.option("--seed", type=int, default=0, show_default=True),
+        click.option("--patience", type=int, default=5, show_default=True, help="Stop after this many epochs without val-loss improvement (0: never)."),
+        click.option("--no-augment", "augment", flag_value=False, default=True, help="Train on unaugmented images."),
+        click.option("--resume", is_flag=True, help="Continue from OUT/.checkpoint/last.pt if present."),
+        click.option("--name", default=None, help="Bundle name (default: data folder name + task)."),
+        click.option("--version", default="1", show_default=True, help="Bundle version string."),
+        click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True),
+        click.option("--workers", type=int, default=None, help="Data-loading processes (default: 0 on CPU, up to 8 on CUDA)."),
+        click.option("--quiet", "progress", flag_value=False, default=True, help="No progress bars."),
+    ]
+
+    def decorate(f: Callable[..., Any]) -> Callable[..., Any]:
+        for option in reversed(options):
+            f = option(f)
+        return f
+
+    return decorate
+
+
+def _run(kind: str, fields: dict[str, Any]) -> None:
+    # Imported here so `dermq --help` and the API image never load torch.
+    from pipeline.models.bundle import BundleError
+    from training import ClassifierTrainConfig, SegmenterTrainConfig, train_classifier, train_segmenter
+
+    fields["patience"] = fields["patience"] or None
+    try:
+        if kind == "classifier":
+            result = train_classifier(ClassifierTrainConfig(**fields))
+        else:
+            result = train_segmenter(SegmenterTrainConfig(**fields))
+    except (ValueError, BundleError) as e:  # data, label-map, checkpoint and config problems
+        raise click.ClickException(str(e)) from None
+    m = result.manifest
+    click.echo(f"wrote {m.task} bundle {m.name} {m.version} to {result.bundle_dir} ({len(m.classes)} classes)")
+    for key, value in m.summary_metrics.items():
+        click.echo(f"  {key:>18}: {value:g}")
+    if m.task == "classification":
+        click.echo(f"  {'temperature':>18}: {m.temperature:.3f}")
+    click.echo(f"model card: {result.bundle_dir / 'MODEL_CARD.md'}")
+
+
+@click.group()
+def train() -> None:
+    """Train model bundles (classifier, segmenter) from labelled images."""
+
+
+@train.command()
+@_common_options(default_size=224, default_epochs=30)
+@click.option("--architecture", default="efficientnet_b0", show_default=True)
+@click.option("--init", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None,
+              help="torchvision-layout ImageNet checkpoint (.safetensors); the head is replaced.")
+@click.option("--label-map", default=None, help="Map public labels to ICD-11 codes: a bundled name (isic) or a JSON file.")
+@click.option("--label-column", default=None, help="CSV label column (default: code, else diagnosis/dx/label).")
+@click.option("--drop-unmapped", is_flag=True, help="Leave out images whose label has no catalogue condition.")
+def classifier(**fields: Any) -> None:
+    """Train a skin-condition classifier; labels are catalogue ICD-11 codes (or mapped with --label-map)."""
+    _run("classifier", fields)
+
+
+@train.command()
+@_common_options(default_size=128, default_epochs=30)
+@click.option("--architecture", default="unet", show_default=True)
+def segmenter(**fields: Any) -> None:
+    """Train a lesion segmenter from images with binary masks (images/ + masks/, or a CSV)."""
+    _run("segmenter", fields)
+
+
+__all__ = ["train"]

@@ -1,0 +1,597 @@
+"""Classical estimators of the severity signs ("AI items") a skin photograph can show.
+
+Each estimator looks inside a lesion mask and compares it with the surrounding
+skin, all in CIELAB (D65, cv2's float conversion). One call of
+`estimate_signs` shares the expensive parts (Lab conversion, skin region,
+perilesional ring, reference skin colour) between the signs asked for.
+
+- erythema: Δa* = median a* of the lesion surface (scale and pus excluded)
+  minus the median a* of a perilesional ring of skin, mapped on [0, 1] through
+  ERYTHEMA_ANCHORS.
+- desquamation, dryness: share of lesion pixels that are bright, grey and
+  rough (scale reflects white light diffusely and is flaky at pixel scale).
+- wheals, acneLesions, nodules, pustules, abscesses, tunnels: connected
+  components of "redder than the skin" (and pus-coloured) pixels near the
+  lesion, each with a box and a confidence; touching lesions count as one.
+- pustulation: the pustule count on PUSTULATION_ANCHORS.
+- lesionArea: lesion as % of the skin in the frame; depigmentation: % of the
+  skin much lighter and less chromatic than the reference skin; hairLoss: % of
+  the frame whose density of dark thin structures (hairs) is far below that of
+  the hairiest parts.
+- induration, oedema, lichenification, excoriation, oozing: a photograph shows
+  them poorly (elevation, palpable thickness and moisture are not colours);
+  the estimates are conservative proxies with a fixed low confidence.
+
+aiConfidence is each estimator's measured reliability on phantoms
+(`pipeline.phantoms`) with known truth: the 95 % Wilson lower bound of the
+hit rate in MEASURED, capped for signs a photo or the phantoms do not show well.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from functools import cached_property
+from typing import Literal
+
+import cv2
+import numpy as np
+from scipy import ndimage
+
+from pipeline.phantoms import PHANTOM_CLASSES, Phantom, make_phantom
+from pipeline.quality import wilson_lower_bound
+from pipeline.skin import skin_region, vignette_mask
+
+SignKind = Literal["ordinal", "count", "percent"]
+Anchors = tuple[tuple[float, float], ...]
+
+SIGNS: dict[str, SignKind] = {
+    **dict.fromkeys(("erythema", "induration", "desquamation", "excoriation", "lichenification", "oozing",
+                     "dryness", "oedema", "pustulation"), "ordinal"),
+    **dict.fromkeys(("wheals", "nodules", "abscesses", "tunnels", "acneLesions", "pustules"), "count"),
+    **dict.fromkeys(("lesionArea", "hairLoss", "depigmentation"), "percent"),
+}
+
+# Δa* (lesion minus perilesional skin) -> ordinal severity. Colorimetric erythema studies put the
+# threshold of visible redness at a Δa* of about 2-3 units and call differences above ~15-20 units
+# severe (Fullerton et al., Contact Dermatitis 1996;35:1-10, ESCD guidelines on skin colour and erythema
+# measurement; Takiwaki, Skin Res Technol 1998;4:1-9). The steps between are even, one per grade of a
+# 0-4 scale (none, slight, moderate, severe, very severe): value = grade / 4.
+ERYTHEMA_ANCHORS: Anchors = ((2.5, 0.0), (6.0, 0.25), (11.0, 0.5), (16.0, 0.75), (21.0, 1.0))
+# Share of the lesion covered by scale -> ordinal severity (none, slight, moderate, marked, very marked).
+SCALE_ANCHORS: Anchors = ((0.02, 0.0), (0.1, 0.25), (0.25, 0.5), (0.45, 0.75), (0.65, 1.0))
+# Pustule count -> pustulation grade, after the GPPGA descriptors: none; occasional discrete pustules;
+# groups of discrete pustules; dense pustules; very dense, coalescing.
+PUSTULATION_ANCHORS: Anchors = ((0.0, 0.0), (1.0, 0.25), (4.0, 0.5), (8.0, 0.75), (14.0, 1.0))
+
+RED_MIN = 4.0  # Δa* a blob must exceed whatever the image: above the ~2-3 unit visibility threshold
+RED_SHARE = 0.4  # ... and this share of the reddest pixels' Δa* near the lesion (adapts to strong redness)
+BRIGHT_DL = 8.0  # L* above the reference skin for scale, pus, depigmentation
+GREY_CHROMA = 11.0  # C*ab below which a bright pixel is white/grey (scale)
+ROUGH = 2.2  # local RMS of L* minus its 1-px blur: flaky scale ~4, skin ~1, a smooth step edge < 2
+PUS_DB = 2.0  # b* above the reference skin for a yellow-white pustule head (scale and vitiligo are bluer)
+HAIR_CONTRAST = 0.15  # black-hat depth of a hair strand, share of the skin's L* (dark hair on dark skin is subtle)
+BALD_SHARE = 0.5  # hair density below this share of the hairiest parts' density is bald
+
+
+@dataclass(frozen=True)
+class Detection:
+    confidence: float  # 0-100
+    code: str  # the sign, e.g. "wheals", "pustules"
+    box: tuple[int, int, int, int]  # x1, y1, x2, y2 in image pixels (x2, y2 exclusive)
+
+
+@dataclass
+class SignEstimate:
+    sign: str
+    kind: SignKind
+    value: float  # ordinal: severity level in [0, 1]; count: number; percent: 0-100
+    confidence: float  # aiConfidence 0-100: this estimator's measured reliability
+    measure: dict[str, float]  # the physical measurement behind it, e.g. {"deltaA": 11.2}
+    detections: list[Detection] = field(default_factory=list)
+
+
+# Measured reliability on phantoms: (hits, trials) of `measure_reliability(per_sign=150, seed=2024)`
+# (sides 128-320 px, all skin types, both modalities; count signs with the whole frame as the lesion),
+# reproduce with `python -m pipeline.severity.signs 150 2024` (~80 s on one core). A hit: ordinal grade
+# (round(4 x value)) within ±1 of the truth's grade; count within ±max(1, 20 %); percent within
+# ±max(3 points, 15 %).
+MEASURED: dict[str, tuple[int, int]] = {
+    "erythema": (149, 150), "desquamation": (141, 150), "dryness": (142, 150), "pustulation": (150, 150),
+    "wheals": (150, 150), "acneLesions": (150, 150), "pustules": (149, 150), "nodules": (150, 150),
+    "lesionArea": (150, 150), "hairLoss": (139, 150), "depigmentation": (146, 150),
+}
+# Phantoms are cleaner than photographs (no competing lesions, even light, no make-up or tattoos), so
+# until an estimator is measured on real annotated photos its confidence stays at this cap, the same
+# policy as pipeline.quality's unvalidated Clinical modality call.
+PHANTOM_ONLY_CAP = 60.0
+# Caps on top of the measurement. Phantoms draw psoriatic scale, not the fine powdery scale of xerosis,
+# so dryness's phantom score says little about dry skin. The rest are signs a photograph shows poorly
+# (palpable thickness, swelling, moisture, the depth of an abscess, a tunnel under the skin) and the
+# phantoms do not draw at all: fixed low confidences.
+UNMEASURED_CAP = 30.0
+CAPS: dict[str, float] = {
+    "dryness": 50.0, "induration": 25.0, "oedema": 20.0, "lichenification": 20.0, "excoriation": 15.0,
+    "oozing": 15.0, "abscesses": 15.0, "tunnels": 10.0,
+}
+
+
+def confidence_of(sign: str) -> float:
+    """aiConfidence of a sign's estimator: the Wilson lower bound of its measured hit rate, capped;
+    an unmeasured estimator gets its cap (at most UNMEASURED_CAP)."""
+    if sign not in MEASURED:
+        return min(CAPS.get(sign, UNMEASURED_CAP), UNMEASURED_CAP)
+    measured = min(wilson_lower_bound(*MEASURED[sign]), PHANTOM_ONLY_CAP)
+    return round(min(measured, CAPS.get(sign, 100.0)), 1)
+
+
+def _on(anchors: Anchors, x: float) -> float:
+    xs, ys = zip(*anchors)
+    return float(np.interp(x, xs, ys))
+
+
+def _odd(n: float) -> int:
+    return max(3, int(round(n)) | 1)
+
+
+def _disk(radius: int) -> np.ndarray:
+    return cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * radius + 1, 2 * radius + 1))
+
+
+def _grow(mask: np.ndarray, radius: int) -> np.ndarray:
+    return cv2.dilate(mask.astype(np.uint8), _disk(radius)).astype(bool)
+
+
+def _local_rms(x: np.ndarray, window: int) -> np.ndarray:
+    return np.sqrt(cv2.blur(x * x, (window, window)))
+
+
+class _Scene:
+    """What every estimator needs, computed at most once per call."""
+
+    def __init__(self, rgb: np.ndarray, lesion: np.ndarray, skin: np.ndarray | None) -> None:
+        self.rgb = rgb
+        self.lesion = lesion.astype(bool)
+        self._skin = skin
+        self.side = min(rgb.shape[:2])
+        self.px = self.side / 256.0
+
+    @cached_property
+    def raw(self) -> np.ndarray:
+        return cv2.cvtColor(self.rgb.astype(np.float32) / 255.0, cv2.COLOR_RGB2Lab)
+
+    @cached_property
+    def lab(self) -> np.ndarray:
+        """Lab slightly smoothed: colour decisions should not follow 8-bit and sensor noise."""
+        return cv2.GaussianBlur(self.raw, (0, 0), max(0.8, 0.8 * self.px))
+
+    @cached_property
+    def field(self) -> np.ndarray:
+        return ~vignette_mask(self.rgb)
+
+    @cached_property
+    def skin(self) -> np.ndarray:
+        skin = skin_region(self.rgb) if self._skin is None else self._skin.astype(bool)
+        return (skin | self.lesion) & self.field
+
+    @cached_property
+    def ring(self) -> np.ndarray:
+        """Perilesional skin: the lesion grown by ~4 % of the image side, minus the lesion and its rim."""
+        rim = _grow(self.lesion, max(2, round(2 * self.px)))
+        ring = _grow(self.lesion, max(3, round(self.side / 25))) & ~rim & self.skin
+        least = max(20, int(0.002 * self.lesion.size))
+        for fallback in (ring, self.skin & ~rim, self.skin, self.field):
+            if fallback.sum() >= least:
+                return fallback
+        return np.ones_like(self.lesion)
+
+    @cached_property
+    def reference(self) -> np.ndarray:
+        """Median L*, a*, b* of the perilesional skin."""
+        return np.median(self.lab[self.ring], axis=0)
+
+    @cached_property
+    def chroma(self) -> np.ndarray:
+        """C*ab, unsmoothed: thin white flakes would take up the red of the plaque around them."""
+        return np.hypot(self.raw[..., 1], self.raw[..., 2])
+
+    @cached_property
+    def roughness(self) -> np.ndarray:
+        """Local RMS of the finest L* detail: flaky scale is rough, skin and smooth edges are not."""
+        L = self.raw[..., 0]
+        return _local_rms(L - cv2.GaussianBlur(L, (0, 0), 1.0), _odd(5 * self.px))
+
+    @cached_property
+    def bright(self) -> np.ndarray:
+        return self.lab[..., 0] - self.reference[0] > BRIGHT_DL
+
+    @cached_property
+    def whites(self) -> tuple[np.ndarray, np.ndarray]:
+        """(scale, depigmented): bright grey areas split by their median roughness. Deciding per area, not
+        per pixel, keeps the rough rim of a smooth white patch (a step edge) out of the scale."""
+        ref_chroma = float(np.hypot(self.reference[1], self.reference[2]))
+        # Bright, or a little brighter and much greyer (vitiligo on fair skin differs more in b* than in L*).
+        lighter = self.bright | ((self.lab[..., 0] - self.reference[0] > BRIGHT_DL / 2) & (self.chroma < 0.6 * ref_chroma))
+        white = (lighter & (self.chroma < GREY_CHROMA) & self.skin).astype(np.uint8)
+        n, labels = cv2.connectedComponents(white, connectivity=8)
+        if n <= 1:
+            empty = np.zeros_like(self.lesion)
+            return empty, empty
+        rough = np.zeros(n, bool)
+        rough[1:] = np.asarray(ndimage.median(self.roughness, labels, np.arange(1, n))) > ROUGH
+        return rough[labels] & (labels > 0), ~rough[labels] & (labels > 0)
+
+    @cached_property
+    def scale(self) -> np.ndarray:
+        return self.whites[0]
+
+    @cached_property
+    def pus(self) -> np.ndarray:
+        return self.bright & (self.lab[..., 2] - self.reference[2] > PUS_DB) & (self.lab[..., 1] < self.reference[1] + 4)
+
+    @cached_property
+    def delta_a(self) -> np.ndarray:
+        return self.lab[..., 1] - self.reference[1]
+
+    @cached_property
+    def search(self) -> np.ndarray:
+        """Where blobs are looked for: the lesion and a margin around it, inside the field of view."""
+        return _grow(self.lesion, max(3, round(self.side / 20))) & self.field
+
+    @cached_property
+    def red_threshold(self) -> float:
+        values = self.delta_a[self.search]
+        return max(RED_MIN, RED_SHARE * float(np.percentile(values, 99))) if values.size else RED_MIN
+
+    @cached_property
+    def hair(self) -> np.ndarray:
+        """Dark thin structures: L* black-hat deeper than a share of the skin's L* (taken between the hairs).
+        The structuring disk (~3 % of the side) is wider than a tuft of crossing hairs, so dense hair reads as hair."""
+        L = self.raw[..., 0]
+        skin_l = float(np.percentile(L[self.field], 75)) if self.field.any() else 50.0
+        depth = cv2.morphologyEx(L, cv2.MORPH_BLACKHAT, _disk(max(2, round(self.side / 32))))
+        return depth > max(4.0, HAIR_CONTRAST * skin_l)
+
+    @cached_property
+    def blobs(self) -> tuple[int, np.ndarray, np.ndarray]:
+        """Connected components of red (and pus-headed) areas, holes filled: (n, labels, stats).
+
+        Hysteresis keeps a wheal's paler centre attached to its red rim; hairs crossing a blob are
+        bridged (only hair pixels, so neighbouring blobs separated by skin stay apart)."""
+        high = self.delta_a > self.red_threshold
+        low = self.delta_a > 0.5 * self.red_threshold
+        red = (_hysteresis(low, high) | self.pus) & self.search
+        red = cv2.morphologyEx(red.astype(np.uint8), cv2.MORPH_OPEN, np.ones((2, 2), np.uint8))
+        bridged = cv2.morphologyEx(red, cv2.MORPH_CLOSE, _disk(max(2, round(2 * self.px))))
+        red |= (bridged.astype(bool) & self.hair).astype(np.uint8)
+        filled = _fill_holes(red)
+        n, labels, stats, _ = cv2.connectedComponentsWithStats(filled, connectivity=8)
+        return n, labels, stats
+
+
+def _hysteresis(low: np.ndarray, high: np.ndarray) -> np.ndarray:
+    """Components of `low` that contain a `high` pixel."""
+    n, labels = cv2.connectedComponents(low.astype(np.uint8), connectivity=8)
+    keep = np.zeros(n, bool)
+    keep[np.unique(labels[high & low])] = True
+    keep[0] = False
+    return keep[labels]
+
+
+def _fill_holes(mask: np.ndarray) -> np.ndarray:
+    """Fill enclosed holes (a wheal's pale centre, a pustule's head) by flooding the background from outside."""
+    padded = np.pad(mask.astype(np.uint8), 1)
+    outside = padded.copy()
+    cv2.floodFill(outside, None, (0, 0), 1)
+    return (padded | (1 - outside))[1:-1, 1:-1].astype(np.uint8)
+
+
+# ---------------------------------------------------------------- ordinal signs
+
+
+def _erythema_measure(s: _Scene) -> dict[str, float]:
+    surface = s.lesion & ~s.bright
+    surface = surface if surface.sum() >= 5 else s.lesion
+    if not surface.any():
+        return {"deltaA": 0.0, "lesionA": float(s.reference[1]), "skinA": float(s.reference[1])}
+    lesion_a = float(np.median(s.lab[..., 1][surface]))
+    return {"deltaA": lesion_a - float(s.reference[1]), "lesionA": lesion_a, "skinA": float(s.reference[1])}
+
+
+def _erythema(s: _Scene) -> tuple[float, dict[str, float]]:
+    m = _erythema_measure(s)
+    return _on(ERYTHEMA_ANCHORS, m["deltaA"]), m
+
+
+def _scale_share(s: _Scene) -> float:
+    return float(s.scale[s.lesion].mean()) if s.lesion.any() else 0.0
+
+
+def _desquamation(s: _Scene) -> tuple[float, dict[str, float]]:
+    share = _scale_share(s)
+    return _on(SCALE_ANCHORS, share), {"scaleFraction": share}
+
+
+def _relief(s: _Scene) -> float:
+    """0-1: how much steeper L* is at the lesion edge than in the skin (raised edges shade)."""
+    if not s.lesion.any():
+        return 0.0
+    L = s.lab[..., 0]
+    grad = np.hypot(cv2.Sobel(L, cv2.CV_32F, 1, 0), cv2.Sobel(L, cv2.CV_32F, 0, 1))
+    edge = _grow(s.lesion, 2) & ~cv2.erode(s.lesion.astype(np.uint8), _disk(2)).astype(bool)
+    ratio = np.percentile(grad[edge], 90) / max(float(np.percentile(grad[s.ring], 90)), 1e-3)
+    return float(np.clip((ratio - 1.0) / 8.0, 0.0, 1.0))
+
+
+def _raised(s: _Scene) -> tuple[float, dict[str, float]]:
+    """Induration / oedema: a plaque's thickness follows its redness in practice, and a photo shows
+    elevation only as shading at the edge; the proxy blends the two and is trusted little (CAPS)."""
+    red, m = _erythema(s)
+    relief = _relief(s)
+    return float(np.clip(0.7 * red + 0.3 * relief, 0.0, 1.0)), {"deltaA": m["deltaA"], "edgeRelief": relief}
+
+
+def _lichenification(s: _Scene) -> tuple[float, dict[str, float]]:
+    """Exaggerated skin markings: fine L* texture of the lesion (scale excluded) against the skin's."""
+    surface = s.lesion & ~s.scale
+    if not surface.any():
+        return 0.0, {"textureRatio": 1.0}
+    ratio = float(np.median(s.roughness[surface]) / max(float(np.median(s.roughness[s.ring])), 1e-3))
+    return float(np.clip((ratio - 1.2) / 2.0, 0.0, 1.0)), {"textureRatio": ratio}
+
+
+def _excoriation(s: _Scene) -> tuple[float, dict[str, float]]:
+    """Scratch marks: thin, elongated, strongly red streaks inside the lesion (share of its area)."""
+    if not s.lesion.any():
+        return 0.0, {"streakFraction": 0.0}
+    red = ((s.delta_a > 2 * s.red_threshold) & s.lesion).astype(np.uint8)
+    opened = cv2.morphologyEx(red, cv2.MORPH_OPEN, _disk(max(2, round(3 * s.px))))
+    streaks = float(((red > 0) & (opened == 0)).sum() / s.lesion.sum())
+    return float(np.clip(streaks / 0.1, 0.0, 1.0)), {"streakFraction": streaks}
+
+
+def _oozing(s: _Scene) -> tuple[float, dict[str, float]]:
+    """Crust and exudate: honey-yellow pixels (b* well above the skin, not as bright as pus)."""
+    if not s.lesion.any():
+        return 0.0, {"crustFraction": 0.0}
+    crust = (s.lab[..., 2] - s.reference[2] > 8.0) & (np.abs(s.lab[..., 0] - s.reference[0]) < 15.0) & s.lesion
+    share = float(crust.sum() / s.lesion.sum())
+    return float(np.clip(share / 0.3, 0.0, 1.0)), {"crustFraction": share}
+
+
+# ---------------------------------------------------------------- counts
+
+
+@dataclass(frozen=True)
+class _BlobRule:
+    """Which blobs a count sign counts. Areas are shares of the image."""
+
+    min_area: float
+    max_area: float = 0.25
+    needs_pus: bool = False
+    elongated: bool = False  # tunnels: long and thin
+
+
+BLOB_RULES: dict[str, _BlobRule] = {
+    "wheals": _BlobRule(1.5e-4),
+    "acneLesions": _BlobRule(1.2e-4, max_area=0.01),
+    "nodules": _BlobRule(1.2e-3),
+    "abscesses": _BlobRule(1.2e-3, needs_pus=True),
+    "tunnels": _BlobRule(6e-4, elongated=True),
+}
+
+
+def _blob_confidence(s: _Scene, delta_a: np.ndarray) -> float:
+    """High when the blob (its Δa* values) is clearly redder than the threshold that found it."""
+    contrast = float(np.median(delta_a)) / s.red_threshold
+    return float(np.clip(50.0 + 40.0 * (contrast - 1.0), 30.0, 99.0))
+
+
+def _elongation(inside: np.ndarray) -> float:
+    ys, xs = np.nonzero(inside)
+    if xs.size < 5:
+        return 1.0
+    evals = np.linalg.eigvalsh(np.cov(np.stack([xs, ys]).astype(np.float64)))
+    return float(np.sqrt(evals[-1] / max(evals[0], 1e-6)))
+
+
+def _blob_detections(s: _Scene, sign: str) -> list[Detection]:
+    rule = BLOB_RULES[sign]
+    n, labels, stats = s.blobs
+    total = s.lesion.size
+    found = []
+    for i in range(1, n):
+        x, y, w, h, area = (int(v) for v in stats[i])
+        if not rule.min_area * total <= area <= rule.max_area * total:
+            continue
+        inside = labels[y:y + h, x:x + w] == i
+        if rule.needs_pus and not s.pus[y:y + h, x:x + w][inside].any():
+            continue
+        if rule.elongated and _elongation(inside) < 3.0:
+            continue
+        confidence = _blob_confidence(s, s.delta_a[y:y + h, x:x + w][inside])
+        found.append(Detection(round(confidence, 1), sign, (x, y, x + w, y + h)))
+    return found
+
+
+def _pustule_detections(s: _Scene) -> list[Detection]:
+    """Pus-coloured heads near the lesion, each boxed by the red blob around it when there is one."""
+    heads = (s.pus & s.search).astype(np.uint8)
+    n, labels, stats, _ = cv2.connectedComponentsWithStats(heads, connectivity=8)
+    _, blob_labels, blob_stats = s.blobs
+    found = []
+    for i in range(1, n):
+        x, y, w, h, area = (int(v) for v in stats[i])
+        if area < max(2, 2e-5 * heads.size):
+            continue
+        owner = np.bincount(blob_labels[labels == i]).argmax()
+        if owner:
+            bx, by, bw, bh, _ = (int(v) for v in blob_stats[owner])
+            x, y, w, h = bx, by, bw, bh
+        contrast = float(np.median(s.lab[..., 2][labels == i]) - s.reference[2]) / PUS_DB
+        found.append(Detection(round(float(np.clip(50 + 25 * (contrast - 1), 30, 99)), 1), "pustules",
+                               (x, y, x + w, y + h)))
+    return found
+
+
+def _counted(detections: list[Detection]) -> tuple[float, dict[str, float]]:
+    mean_conf = float(np.mean([d.confidence for d in detections])) if detections else 0.0
+    return float(len(detections)), {"count": float(len(detections)), "meanDetectionConfidence": mean_conf}
+
+
+def _pustulation(s: _Scene) -> tuple[float, dict[str, float]]:
+    count = len(_pustule_detections(s))
+    return _on(PUSTULATION_ANCHORS, count), {"pustules": float(count)}
+
+
+# ---------------------------------------------------------------- percentages
+
+
+def _lesion_area(s: _Scene) -> tuple[float, dict[str, float]]:
+    skin = int(s.skin.sum())
+    lesion = int((s.lesion & s.skin).sum())
+    pct = 100.0 * lesion / skin if skin else 0.0
+    return pct, {"lesionPixels": float(lesion), "skinPixels": float(skin), "imagePercent": 100.0 * s.lesion.mean()}
+
+
+def _depigmentation(s: _Scene) -> tuple[float, dict[str, float]]:
+    """Skin much lighter and greyer than the reference skin, in smooth areas (scale is rough)."""
+    white = s.whites[1]
+    skin = max(int(s.skin.sum()), 1)
+    pct = 100.0 * white.sum() / skin
+    return pct, {"depigmentedPixels": float(white.sum()), "skinPixels": float(skin),
+                 "deltaL": float(np.median(s.lab[..., 0][white]) - s.reference[0]) if white.any() else 0.0}
+
+
+def _hair_loss(s: _Scene) -> tuple[float, dict[str, float]]:
+    """Share of the frame whose hair density is below BALD_SHARE of the hairiest parts' (95th percentile)."""
+    density = cv2.blur(s.hair.astype(np.float32), (_odd(s.side / 12),) * 2)
+    area = s.field
+    full = float(np.percentile(density[area], 95)) if area.any() else 0.0
+    if full < 0.05:  # no hair anywhere in the frame
+        return 100.0, {"hairDensity": full, "baldPixels": float(area.sum())}
+    bald = (density < BALD_SHARE * full) & area
+    return 100.0 * bald.sum() / max(int(area.sum()), 1), {"hairDensity": full, "baldPixels": float(bald.sum())}
+
+
+# ---------------------------------------------------------------- dispatch
+
+Estimator = Callable[[_Scene], tuple[float, dict[str, float]]]
+
+
+Counter = Callable[[_Scene], tuple[float, dict[str, float], list[Detection]]]
+
+
+def _count_estimator(sign: str) -> Counter:
+    def count(s: _Scene) -> tuple[float, dict[str, float], list[Detection]]:
+        detections = _pustule_detections(s) if sign == "pustules" else _blob_detections(s, sign)
+        return (*_counted(detections), detections)
+
+    return count
+
+
+ESTIMATORS: dict[str, Estimator] = {
+    "erythema": _erythema, "desquamation": _desquamation, "dryness": _desquamation, "induration": _raised,
+    "oedema": _raised, "lichenification": _lichenification, "excoriation": _excoriation, "oozing": _oozing,
+    "pustulation": _pustulation, "lesionArea": _lesion_area, "depigmentation": _depigmentation,
+    "hairLoss": _hair_loss,
+}
+COUNTERS = {sign: _count_estimator(sign) for sign in ("wheals", "nodules", "abscesses", "tunnels", "acneLesions",
+                                                      "pustules")}
+
+
+def estimate_signs(rgb: np.ndarray, lesion: np.ndarray, skin: np.ndarray | None,
+                   signs: Iterable[str]) -> dict[str, SignEstimate]:
+    """Estimate each requested sign inside `lesion` (HxW bool) against the surrounding `skin` (HxW bool;
+    None: `pipeline.skin.skin_region` of the image). Unknown sign names raise ValueError."""
+    wanted = list(dict.fromkeys(signs))
+    unknown = [sign for sign in wanted if sign not in SIGNS]
+    if unknown:
+        raise ValueError(f"unknown signs {unknown}; known: {', '.join(SIGNS)}")
+    if lesion.shape != rgb.shape[:2] or (skin is not None and skin.shape != rgb.shape[:2]):
+        raise ValueError("lesion and skin masks must have the image's height and width")
+    scene = _Scene(rgb, lesion, skin)
+    out: dict[str, SignEstimate] = {}
+    for sign in wanted:
+        if sign in COUNTERS:
+            value, measure, detections = COUNTERS[sign](scene)
+        else:
+            (value, measure), detections = ESTIMATORS[sign](scene), []
+        out[sign] = SignEstimate(sign, SIGNS[sign], round(float(value), 3), confidence_of(sign),
+                                 {k: round(float(v), 3) for k, v in measure.items()}, detections)
+    return out
+
+
+# ---------------------------------------------------------------- reliability on phantoms
+
+
+@dataclass(frozen=True)
+class _Trial:
+    """How a sign is measured: which phantoms, drawn how, and the true value the estimate must hit."""
+
+    classes: tuple[str, ...]
+    params: Callable[[np.random.Generator], dict[str, float]]
+    truth: Callable[[Phantom], float]
+    whole_frame: bool = False  # counts: the lesion mask is the whole frame, so the blobs must be found by colour
+
+
+RED_CLASSES = ("EA90", "EB00", "ED80", "ED92.0")
+_SCALE_TRIAL = _Trial(("EA90",), lambda r: {"scale": r.uniform(0.0, 0.7)}, lambda p: _on(SCALE_ANCHORS, p.scale_fraction))
+
+
+def _count_trial(code: str, most: int, truth: Callable[[Phantom], float]) -> _Trial:
+    return _Trial((code,), lambda r: {"count": int(r.integers(0, most + 1))}, truth, whole_frame=True)
+
+
+TRIALS: dict[str, _Trial] = {
+    "erythema": _Trial(RED_CLASSES, lambda r: {"redness": r.uniform(0.0, 26.0)},
+                       lambda p: _on(ERYTHEMA_ANCHORS, p.erythema_delta_a)),
+    "desquamation": _SCALE_TRIAL,
+    "dryness": _SCALE_TRIAL,
+    "pustulation": _count_trial("ED80", 30, lambda p: _on(PUSTULATION_ANCHORS, len(p.pustules))),
+    "wheals": _count_trial("EB00", 20, lambda p: len(p.spots)),
+    "acneLesions": _count_trial("ED80", 30, lambda p: len(p.spots)),
+    "pustules": _count_trial("ED80", 30, lambda p: len(p.pustules)),
+    "nodules": _count_trial("ED92.0", 8, lambda p: len(p.spots)),
+    "lesionArea": _Trial(tuple(PHANTOM_CLASSES), lambda r: {},
+                         lambda p: 100.0 * p.mask.sum() / max(int(p.field_of_view.sum()), 1)),
+    "hairLoss": _Trial(("ED70.2",), lambda r: {"count": int(r.integers(0, 4))}, lambda p: 100 * p.hair_loss_fraction),
+    "depigmentation": _Trial(("ED63.0",), lambda r: {"count": int(r.integers(0, 5))},
+                             lambda p: 100 * p.depigmented_fraction),
+}
+
+
+def is_hit(kind: SignKind, estimate: float, truth: float) -> bool:
+    """The reliability criterion of MEASURED for one estimate."""
+    if kind == "ordinal":
+        return abs(round(4 * estimate) - round(4 * truth)) <= 1
+    if kind == "count":
+        return abs(estimate - truth) <= max(1.0, 0.2 * truth)
+    return abs(estimate - truth) <= max(3.0, 0.15 * truth)
+
+
+def measure_reliability(per_sign: int, seed: int, signs: Iterable[str] | None = None,
+                        sizes: tuple[int, ...] = (128, 192, 256, 320)) -> dict[str, tuple[int, int]]:
+    """(hits, trials) per measurable sign on `per_sign` fresh phantoms each (seeds derived from `seed`),
+    their sides drawn from `sizes` so the estimators are judged across resolutions."""
+    results = {}
+    for k, sign in enumerate(signs or TRIALS):
+        trial, hits = TRIALS[sign], 0
+        rng = np.random.default_rng([seed, k])
+        for i in range(per_sign):
+            size = int(rng.choice(sizes))
+            p = make_phantom(int(rng.integers(2**31)), label=trial.classes[i % len(trial.classes)], size=size,
+                             **trial.params(rng))
+            lesion = np.ones_like(p.mask) if trial.whole_frame else p.mask
+            estimate = estimate_signs(p.rgb, lesion, None, [sign])[sign].value
+            hits += int(is_hit(SIGNS[sign], estimate, trial.truth(p)))
+        results[sign] = (hits, per_sign)
+    return results
+
+
+if __name__ == "__main__":
+    import sys
+
+    per, start = (int(a) for a in (sys.argv[1:3] + ["150", "2024"][len(sys.argv[1:3]):]))
+    for name, (hit, n) in measure_reliability(per, start).items():
+        print(f"{name:15s} {hit:4d}/{n}  {100 * hit / n:5.1f} %  Wilson lower bound {wilson_lower_bound(hit, n):5.1f}")

@@ -1,0 +1,135 @@
+"""Severity-sign estimators against phantoms with known truth."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import pipeline.severity.signs as signs_module
+from pipeline.phantoms import make_phantom
+from pipeline.quality import wilson_lower_bound
+from pipeline.severity.signs import (CAPS, MEASURED, SIGNS, Detection, SignEstimate, confidence_of, estimate_signs,
+                                     measure_reliability)
+
+POOR = ("induration", "oedema", "lichenification", "excoriation", "oozing", "abscesses", "tunnels")
+
+
+def iou(a: tuple[int, int, int, int], b: tuple[int, int, int, int]) -> float:
+    w = min(a[2], b[2]) - max(a[0], b[0])
+    h = min(a[3], b[3]) - max(a[1], b[1])
+    inter = max(w, 0) * max(h, 0)
+    area = lambda r: (r[2] - r[0]) * (r[3] - r[1])  # noqa: E731
+    return inter / (area(a) + area(b) - inter)
+
+
+def test_sign_table_and_shapes_of_every_estimate() -> None:
+    assert {k for k, v in SIGNS.items() if v == "count"} == {"wheals", "nodules", "abscesses", "tunnels",
+                                                            "acneLesions", "pustules"}
+    assert {k for k, v in SIGNS.items() if v == "percent"} == {"lesionArea", "hairLoss", "depigmentation"}
+    p = make_phantom(1, label="EA90", size=160)
+    out = estimate_signs(p.rgb, p.mask, None, SIGNS)
+    assert list(out) == list(SIGNS)
+    for name, est in out.items():
+        assert isinstance(est, SignEstimate) and est.sign == name and est.kind == SIGNS[name]
+        assert 0 <= est.confidence <= 100 and est.measure
+        low, high = {"ordinal": (0, 1), "count": (0, 1e6), "percent": (0, 100)}[est.kind]
+        assert low <= est.value <= high, name
+    with pytest.raises(ValueError):
+        estimate_signs(p.rgb, p.mask, None, ["redness"])
+
+
+def test_shared_work_runs_once_per_call(monkeypatch: pytest.MonkeyPatch) -> None:
+    calls = []
+    real = signs_module.skin_region
+    monkeypatch.setattr(signs_module, "skin_region", lambda rgb: calls.append(1) or real(rgb))
+    p = make_phantom(2, label="EB00", size=128)
+    estimate_signs(p.rgb, p.mask, None, ["erythema", "lesionArea", "wheals", "depigmentation"])
+    assert len(calls) == 1
+    estimate_signs(p.rgb, p.mask, np.ones_like(p.mask), ["erythema", "lesionArea"])
+    assert len(calls) == 1  # a given skin mask is used as it is
+
+
+@pytest.mark.parametrize("fitzpatrick", [2, 5, 6])
+def test_erythema_rises_with_redness_on_light_and_dark_skin(fitzpatrick: int) -> None:
+    deltas, grades = [], []
+    for redness in (0.0, 4.0, 8.0, 12.0, 17.0, 24.0):
+        p = make_phantom(30, label="EA90", fitzpatrick=fitzpatrick, redness=redness, scale=0.2, size=160)
+        est = estimate_signs(p.rgb, p.mask, None, ["erythema"])["erythema"]
+        assert est.measure["deltaA"] == pytest.approx(p.erythema_delta_a, abs=2.0)
+        deltas.append(est.measure["deltaA"])
+        grades.append(est.value)
+    assert all(np.diff(deltas) > 2) and all(np.diff(grades) >= 0) and grades[0] == 0 and grades[-1] == 1
+
+
+@pytest.mark.parametrize("code", ["EB00", "ED80", "ED92.0"])
+def test_counts_and_boxes_match_the_drawn_spots(code: str) -> None:
+    sign = {"EB00": "wheals", "ED80": "acneLesions", "ED92.0": "nodules"}[code]
+    for n in (0, 3, 8, 15):
+        p = make_phantom(40 + n, label=code, count=n)
+        for lesion in (p.mask, np.ones_like(p.mask)):  # the lesion outline, or only "this photo"
+            est = estimate_signs(p.rgb, lesion, None, [sign])[sign]
+            assert abs(est.value - n) <= max(1, 0.15 * n), (n, est.value)
+            assert est.value == len(est.detections)
+            assert all(isinstance(d, Detection) and d.code == sign and 0 < d.confidence <= 100 for d in est.detections)
+        matched = sum(max((iou(t, d.box) for d in est.detections), default=0) > 0.3 for t in p.spots)
+        assert matched >= len(p.spots) - max(1, 0.15 * n)
+
+
+def test_pustules_are_counted_and_boxed_by_their_papule() -> None:
+    p = make_phantom(7, label="ED80", count=20, fitzpatrick=3)
+    out = estimate_signs(p.rgb, np.ones_like(p.mask), None, ["pustules", "pustulation"])
+    assert len(p.pustules) >= 3 and abs(out["pustules"].value - len(p.pustules)) <= 1
+    assert all(max(iou(d.box, t) for t in p.pustules) > 0.5 for d in out["pustules"].detections)
+    assert out["pustulation"].value > 0
+    none = make_phantom(7, label="EB00", count=6)
+    assert estimate_signs(none.rgb, none.mask, None, ["pustules"])["pustules"].value == 0
+
+
+@pytest.mark.parametrize("modality", ["Clinical", "Dermoscopic"])
+def test_lesion_area_is_the_share_of_the_skin(modality: str) -> None:
+    for seed in range(3):
+        p = make_phantom(seed, label="2C30", modality=modality, size=160)
+        est = estimate_signs(p.rgb, p.mask, None, ["lesionArea"])["lesionArea"]
+        truth = 100 * p.mask.sum() / p.field_of_view.sum()
+        assert est.value == pytest.approx(truth, abs=max(1.0, 0.05 * truth))
+        assert est.measure["imagePercent"] == pytest.approx(100 * p.area_fraction, abs=0.01)
+
+
+def test_scale_fraction_orders_desquamation() -> None:
+    shares, grades = [], []
+    for scale in (0.0, 0.1, 0.3, 0.5, 0.7):
+        p = make_phantom(12, label="EA90", scale=scale, redness=18, size=192)
+        est = estimate_signs(p.rgb, p.mask, None, ["desquamation"])["desquamation"]
+        assert est.measure["scaleFraction"] == pytest.approx(p.scale_fraction, abs=0.08)
+        shares.append(est.measure["scaleFraction"])
+        grades.append(est.value)
+    assert all(np.diff(shares) > 0.05) and all(np.diff(grades) >= 0)
+
+
+def test_depigmentation_and_hair_loss_track_truth() -> None:
+    for count in range(4):
+        vit = make_phantom(50 + count, label="ED63.0", count=count, size=160)
+        depig = estimate_signs(vit.rgb, vit.mask, None, ["depigmentation"])["depigmentation"].value
+        assert depig == pytest.approx(100 * vit.depigmented_fraction, abs=max(3.0, 15 * vit.depigmented_fraction))
+        scalp = make_phantom(60 + count, label="ED70.2", count=count, size=160)
+        loss = estimate_signs(scalp.rgb, scalp.mask, None, ["hairLoss"])["hairLoss"].value
+        assert loss == pytest.approx(100 * scalp.hair_loss_fraction, abs=max(3.0, 15 * scalp.hair_loss_fraction))
+    clean = make_phantom(3, label="2F20", modality="Clinical", size=160)
+    assert estimate_signs(clean.rgb, clean.mask, None, ["depigmentation"])["depigmentation"].value < 1
+
+
+def test_signs_a_photo_shows_poorly_have_low_confidence() -> None:
+    assert all(confidence_of(sign) <= 30 for sign in POOR) and set(POOR) <= set(CAPS)
+    p = make_phantom(5, label="EA90", size=128)
+    assert all(e.confidence <= 30 for e in estimate_signs(p.rgb, p.mask, None, POOR).values())
+
+
+def test_stated_confidence_does_not_exceed_measured_reliability() -> None:
+    for sign, (hits, total) in MEASURED.items():
+        assert confidence_of(sign) <= wilson_lower_bound(hits, total) + 1e-9
+    fresh = measure_reliability(per_sign=8, seed=777, sizes=(128, 160, 192))
+    assert set(fresh) == set(MEASURED)
+    for sign, (hits, total) in fresh.items():
+        upper = 100.0 - wilson_lower_bound(total - hits, total)  # Wilson upper bound: the sampling slack
+        assert confidence_of(sign) <= upper, (sign, hits, total)
+        assert hits / total >= 0.75, (sign, hits, total)

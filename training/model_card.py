@@ -1,0 +1,267 @@
+"""``MODEL_CARD.md`` (+ ``reliability.png`` and ``roc.png`` for classifiers) beside a bundle.
+
+The card states what was measured and on how little: every proportion carries a 95 %
+Wilson interval, because on a validation set of tens of images a "90 % sensitivity"
+is compatible with much worse.  Bundle loading reads only ``manifest.json`` and
+``weights.safetensors``, so these extra files never affect serving.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")  # files only; never a display
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+from scipy.stats import binomtest  # noqa: E402
+from sklearn.metrics import roc_curve  # noqa: E402
+
+from pipeline.catalogue import load_catalogue  # noqa: E402
+from pipeline.fileio import atomic_write  # noqa: E402
+from pipeline.models.bundle import BundleManifest  # noqa: E402
+from training.evaluation import (  # noqa: E402
+    ClassificationEvaluation,
+    SegmentationEvaluation,
+    reliability_bins,
+)
+
+__all__ = ["MODEL_CARD_FILE", "RELIABILITY_FILE", "ROC_FILE", "plot_reliability", "plot_roc", "write_model_card"]
+
+MODEL_CARD_FILE = "MODEL_CARD.md"
+RELIABILITY_FILE = "reliability.png"
+ROC_FILE = "roc.png"
+
+
+def _display(code: str) -> str:
+    catalogue = load_catalogue()
+    return catalogue.get(code).text if code in catalogue else code
+
+
+def _ci(successes: int, trials: int) -> str:
+    if trials == 0:
+        return "n/a"
+    ci = binomtest(successes, trials).proportion_ci(confidence_level=0.95, method="wilson")
+    return f"{100 * successes / trials:.1f} % ({100 * ci.low:.0f}–{100 * ci.high:.0f})"
+
+
+def _table(header: Sequence[str], rows: Sequence[Sequence[object]]) -> str:
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    lines += ["| " + " | ".join(str(c) for c in row) + " |" for row in rows]
+    return "\n".join(lines)
+
+
+def plot_reliability(evaluation: ClassificationEvaluation, path: Path) -> None:
+    fig, ax = plt.subplots(figsize=(5, 5), dpi=100)
+    ax.plot([0, 1], [0, 1], "k--", lw=1, label="perfect calibration")
+    for probs, label, marker in (
+        (evaluation.probs_uncalibrated, f"uncalibrated (ECE {evaluation.ece_uncalibrated:.3f})", "o"),
+        (evaluation.probs, f"T = {evaluation.temperature:.2f} (ECE {evaluation.ece:.3f})", "s"),
+    ):
+        b = reliability_bins(probs, evaluation.labels)
+        used = b.count > 0
+        ax.plot(b.confidence[used], b.accuracy[used], marker=marker, label=label)
+    ax.set(xlabel="top-1 confidence", ylabel="top-1 accuracy", xlim=(0, 1), ylim=(0, 1), title="Reliability (validation)")
+    ax.legend(loc="upper left", fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+
+
+def plot_roc(evaluation: ClassificationEvaluation, path: Path) -> None:
+    fig, ax = plt.subplots(figsize=(5, 5), dpi=100)
+    ax.plot([0, 1], [0, 1], "k--", lw=1)
+    for i, code in enumerate(evaluation.classes):
+        auroc = evaluation.per_class[code].auroc
+        if auroc is None:
+            continue
+        fpr, tpr, _ = roc_curve(evaluation.labels == i, evaluation.probs[:, i])
+        ax.plot(fpr, tpr, label=f"{code} {_display(code)} (AUROC {auroc:.3f})")
+    ax.set(xlabel="1 - specificity", ylabel="sensitivity", xlim=(0, 1), ylim=(0, 1.01), title="One-vs-rest ROC (validation)")
+    ax.legend(loc="lower right", fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+
+
+def _header(manifest: BundleManifest, kind: str) -> list[str]:
+    data = manifest.training_data
+    return [
+        f"# Model card: {manifest.name} {manifest.version}",
+        "",
+        _table(
+            ["field", "value"],
+            [
+                ("task", manifest.task),
+                ("architecture", f"{manifest.architecture}, input {manifest.input_size} px (whole image resized, ImageNet normalisation)"),
+                ("classes", len(manifest.classes)),
+                ("trained", manifest.created),
+                ("weights sha256", f"`{manifest.weights_sha256}`"),
+            ],
+        ),
+        "",
+        "## Intended use",
+        "",
+        f"Research and engineering use inside dermq as a {kind}: ranking, triage experiments and",
+        "integration testing. It is not a medical device, has not been validated clinically, and",
+        "must not be used to make or rule out a diagnosis without a qualified clinician.",
+        "",
+        "## Training data",
+        "",
+        f"Source: `{data.get('source', {}).get('path', 'unknown')}` ({data.get('source', {}).get('format', '?')}); "
+        f"{data.get('images', '?')} images, split {data.get('split', {}).get('train', '?')} train / "
+        f"{data.get('split', {}).get('val', '?')} validation ({data.get('split', {}).get('method', '')}, seed {data.get('seed')}).",
+        "",
+    ]
+
+
+def _training_lines(manifest: BundleManifest, history: Sequence[dict[str, float]]) -> list[str]:
+    s = manifest.summary_metrics
+    return [
+        "## Training",
+        "",
+        f"{len(history)} epochs run (best validation loss at epoch {int(s.get('best_epoch', 0))}), "
+        f"{s.get('seconds_per_epoch', 0):.1f} s per epoch. AdamW with linear warm-up and cosine decay;",
+        "early stopping on validation loss; the best epoch's weights are the bundle's.",
+        "",
+        _table(
+            ["epoch", "train loss", "val loss", "seconds"],
+            [(int(h["epoch"]), f"{h['train_loss']:.4f}", f"{h['val_loss']:.4f}", f"{h['seconds']:.1f}") for h in history],
+        ),
+        "",
+    ]
+
+
+def _classifier_card(manifest: BundleManifest, ev: ClassificationEvaluation, history: Sequence[dict[str, float]]) -> str:
+    data = manifest.training_data
+    n_val = len(ev.labels)
+    cm = ev.confusion
+    lines = _header(manifest, "skin-condition classifier")
+    counts = data.get("classes", {})
+    lines += [
+        _table(
+            ["code", "condition", "train", "validation"],
+            [(c, _display(c), counts.get(c, {}).get("train", "?"), counts.get(c, {}).get("val", "?")) for c in manifest.classes],
+        ),
+        "",
+    ]
+    notes = data.get("source", {}).get("label_notes", {})
+    if notes:
+        lines += ["Label mapping notes (approximations):", ""] + [f"- `{k}`: {v}" for k, v in notes.items()] + [""]
+    dropped = data.get("source", {}).get("dropped_unmapped", {})
+    if dropped:
+        lines += [f"Left out (no catalogue condition): {', '.join(f'{k} ({v})' for k, v in dropped.items())}.", ""]
+    correct = int(np.trace(cm))
+    lines += _training_lines(manifest, history)
+    lines += [
+        f"## Validation metrics ({n_val} images)",
+        "",
+        "Proportions with 95 % Wilson confidence intervals. Top-k with k ≥ number of classes is 100 % by definition.",
+        "",
+        _table(
+            ["metric", "value"],
+            [
+                ("top-1 accuracy", _ci(correct, n_val)),
+                ("top-3 accuracy", f"{100 * ev.top_k[3]:.1f} %"),
+                ("top-5 accuracy", f"{100 * ev.top_k[5]:.1f} %"),
+                ("macro AUROC (one-vs-rest)", "n/a" if ev.macro_auroc is None else f"{ev.macro_auroc:.3f}"),
+                ("ECE, 15 bins (calibrated / uncalibrated)", f"{ev.ece:.3f} / {ev.ece_uncalibrated:.3f}"),
+                ("NLL (calibrated / uncalibrated)", f"{ev.nll:.3f} / {ev.nll_uncalibrated:.3f}"),
+            ],
+        ),
+        "",
+        "### Per class (operating point: the top-ranked class)",
+        "",
+    ]
+    rows = []
+    for i, code in enumerate(ev.classes):
+        tp, pos = int(cm[i, i]), int(cm[i].sum())
+        neg = int(cm.sum() - pos)
+        tn = int(neg - (cm[:, i].sum() - tp))
+        auroc = ev.per_class[code].auroc
+        rows.append((code, _display(code), pos, _ci(tp, pos), _ci(tn, neg), "n/a" if auroc is None else f"{auroc:.3f}"))
+    lines += [_table(["code", "condition", "support", "sensitivity", "specificity", "AUROC"], rows), ""]
+    lines += [
+        "### Confusion matrix (rows: true class, columns: predicted)",
+        "",
+        _table(["true \\ predicted", *ev.classes], [(c, *cm[i].tolist()) for i, c in enumerate(ev.classes)]),
+        "",
+        "## Calibration",
+        "",
+        f"Served probabilities are `softmax(logits / T)` with T = {ev.temperature:.3f}, fitted on the",
+        "validation logits by minimising negative log-likelihood. Temperature scaling changes",
+        "confidence, never the ranking. Because T is fitted on the same images the metrics above",
+        "are measured on, the calibrated ECE is optimistic.",
+        "",
+        f"![reliability diagram]({RELIABILITY_FILE})",
+        "",
+        f"![one-vs-rest ROC curves]({ROC_FILE})",
+        "",
+    ]
+    lines += _limitations(manifest, n_val)
+    return "\n".join(lines)
+
+
+def _segmenter_card(manifest: BundleManifest, ev: SegmentationEvaluation, history: Sequence[dict[str, float]]) -> str:
+    n_val = len(ev.per_image_dice)
+    q = np.percentile(ev.per_image_jaccard, [10, 50, 90]) if n_val else [np.nan] * 3
+    lines = _header(manifest, "lesion segmenter")
+    lines += _training_lines(manifest, history)
+    lines += [
+        f"## Validation metrics ({n_val} images)",
+        "",
+        "Mask = sigmoid(logit) > 0.5 at the input resolution; scores are averaged per image.",
+        "",
+        _table(
+            ["metric", "value"],
+            [
+                ("Dice (mean)", f"{ev.dice:.3f}"),
+                ("Jaccard (mean)", f"{ev.jaccard:.3f}"),
+                ("Jaccard 10th / 50th / 90th percentile", " / ".join(f"{v:.3f}" for v in q)),
+                ("images with Jaccard < 0.65", int((ev.per_image_jaccard < 0.65).sum())),
+            ],
+        ),
+        "",
+        "Jaccard below 0.65 counts as a failed segmentation in the ISIC 2018 challenge's thresholded score.",
+        "",
+    ]
+    lines += _limitations(manifest, n_val)
+    return "\n".join(lines)
+
+
+def _limitations(manifest: BundleManifest, n_val: int) -> list[str]:
+    n = manifest.training_data.get("images", "?")
+    return [
+        "## Limitations",
+        "",
+        f"- Trained on {n} images and measured on {n_val} held-out images drawn from the same source.",
+        "  Nothing here shows how the model behaves on other cameras, clinics, populations or skin",
+        "  types; a model trained on this much data is not clinically validated.",
+        "- Validation images come from the same collection as the training images (random split):",
+        "  images of one patient or lesion may sit on both sides, which inflates every figure.",
+        "- Only the classes listed above are learned; every other catalogue condition is outside the",
+        "  model's knowledge.",
+        "- Labels are taken as given; mapped public labels are approximate where noted.",
+        "",
+    ]
+
+
+def write_model_card(
+    bundle_dir: Path,
+    manifest: BundleManifest,
+    evaluation: ClassificationEvaluation | SegmentationEvaluation,
+    history: Sequence[dict[str, float]],
+) -> Path:
+    """Write the card (and, for classifiers, its two figures) into ``bundle_dir``."""
+    bundle_dir = Path(bundle_dir)
+    if isinstance(evaluation, ClassificationEvaluation):
+        plot_reliability(evaluation, bundle_dir / RELIABILITY_FILE)
+        plot_roc(evaluation, bundle_dir / ROC_FILE)
+        text = _classifier_card(manifest, evaluation, history)
+    else:
+        text = _segmenter_card(manifest, evaluation, history)
+    path = bundle_dir / MODEL_CARD_FILE
+    atomic_write(path, text.encode())
+    return path
