@@ -190,7 +190,7 @@ class _Canvas:
 
 def _smooth_noise(rng: np.random.Generator, size: int, period: float) -> np.ndarray:
     """Zero-mean, unit-std noise whose features are about `period` px wide (bicubic upsampling)."""
-    cells = max(2, int(round(size / max(period, 1.0))) + 1)
+    cells = max(2, round(size / max(period, 1.0)) + 1)
     small = rng.standard_normal((cells, cells)).astype(np.float32)
     big = cv2.resize(small, (size, size), interpolation=cv2.INTER_CUBIC)
     return (big - big.mean()) / max(float(big.std()), 1e-6)
@@ -431,7 +431,7 @@ def _hairs(c: _Canvas, n: int, length: tuple[float, float], direction: float | N
     seg = c.rng.uniform(*length, n)[:, None, None] * c.size / 5.0
     steps = np.stack([np.cos(heading), np.sin(heading)], axis=-1) * seg
     pts = np.round((start + np.cumsum(steps, axis=1)) * 16).astype(np.int32)
-    cv2.polylines(layer, list(pts), False, 255, max(1, int(round(c.px))), cv2.LINE_AA, shift=4)
+    cv2.polylines(layer, list(pts), False, 255, max(1, round(c.px)), cv2.LINE_AA, shift=4)
     return layer.astype(np.float32) / 255.0
 
 
@@ -521,7 +521,7 @@ def _erythema_truth(c: _Canvas) -> float:
     surface = c.red if c.red.any() else c.mask
     if not surface.any():
         return 0.0
-    width = max(3, int(round(c.size / 32)))
+    width = max(3, round(c.size / 32))
     near = cv2.dilate(c.mask.astype(np.uint8), cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * width + 1,) * 2))
     ring = near.astype(bool) & ~cv2.dilate(c.mask.astype(np.uint8), np.ones((3, 3), np.uint8)).astype(bool) & c.field
     if not ring.any():

@@ -15,9 +15,8 @@ import httpx
 import pytest
 import redis
 
-from dermq.embedded import EmbeddedStack, ensure_dev_account, free_port, redis_server_binary, wait_for
-from dermq.settings import Settings
-from support import JWT_SECRET, OTHER_PASSWORD, OTHER_USER, Service, TEST_DB, redis_answers
+from dermq.embedded import free_port, redis_server_binary, wait_for
+from support import TEST_DB, Service, redis_answers, running_service
 
 @pytest.fixture(scope="session")
 def redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
@@ -46,32 +45,8 @@ def redis_client(redis_url: str) -> redis.Redis:
 
 @pytest.fixture(scope="session")
 def service(redis_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Service]:
-    data_dir = tmp_path_factory.mktemp("dermq-data")
-    env = {
-        "DERMQ_JWT_SECRET": JWT_SECRET,
-        "DERMQ_WORKER_METRICS_PORT": "0",
-        "DERMQ_VISIBILITY_TIMEOUT_S": "10",
-        "DERMQ_SYNC_TIMEOUT_S": "60",
-        "DERMQ_MAX_IMAGE_BYTES": "3000000",
-        "DERMQ_MAX_IMAGE_PIXELS": "6000000",
-        "DERMQ_MAX_IMAGES_PER_REQUEST": "16",
-        "DERMQ_MAX_BATCH_ITEMS": "64",
-    }
-    settings = Settings(data_dir=data_dir, redis_url=redis_url, jwt_secret=JWT_SECRET)
-    username, password = ensure_dev_account(settings)
-    from api.accounts import AccountStore
-
-    AccountStore(settings.effective_accounts_file).add(OTHER_USER, OTHER_PASSWORD)
-    stack = EmbeddedStack(settings, port=free_port(), env=env, quiet=True)
-    stack.start()
-    try:
-        stack.wait_for_workers()
-        yield Service(stack, username, password)
-    finally:
-        stack.stop()
-        for log in sorted((data_dir / "logs").glob("*.log")):
-            tail = log.read_text(errors="replace")[-3000:]
-            print(f"----- {log.name} (tail) -----\n{tail}")
+    with running_service(redis_url, tmp_path_factory.mktemp("dermq-data")) as svc:
+        yield svc
 
 
 @pytest.fixture()

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import base64
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Iterator
 
 import httpx
 import redis
 
-from dermq.embedded import EmbeddedStack
+from dermq.embedded import EmbeddedStack, ensure_dev_account, free_port
 from dermq.settings import Settings
 
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
@@ -74,3 +76,35 @@ def demo_bundle(directory: Path, *, version: str = "1", classes: list[str] | Non
     save_bundle(directory, state, name="demo", version=version, architecture="efficientnet_b0", classes=classes,
                 trained=True)
     return directory
+
+
+SERVICE_ENV = {
+    "DERMQ_JWT_SECRET": JWT_SECRET,
+    "DERMQ_WORKER_METRICS_PORT": "0",
+    "DERMQ_VISIBILITY_TIMEOUT_S": "10",
+    "DERMQ_SYNC_TIMEOUT_S": "60",
+    "DERMQ_MAX_IMAGE_BYTES": "3000000",
+    "DERMQ_MAX_IMAGE_PIXELS": "6000000",
+    "DERMQ_MAX_IMAGES_PER_REQUEST": "16",
+    "DERMQ_MAX_BATCH_ITEMS": "64",
+}
+
+
+@contextmanager
+def running_service(redis_url: str, data_dir: Path, **env: str) -> Iterator[Service]:
+    """API + one worker process over HTTP, with a development and a second client account."""
+    from api.accounts import AccountStore
+
+    settings = Settings(data_dir=data_dir, redis_url=redis_url, jwt_secret=JWT_SECRET)
+    username, password = ensure_dev_account(settings)
+    AccountStore(settings.effective_accounts_file).add(OTHER_USER, OTHER_PASSWORD)
+    stack = EmbeddedStack(settings, port=free_port(), env={**SERVICE_ENV, **env}, quiet=True)
+    stack.start()
+    try:
+        stack.wait_for_workers()
+        yield Service(stack, username, password)
+    finally:
+        stack.stop()
+        for log in sorted((data_dir / "logs").glob("*.log")):
+            tail = log.read_text(errors="replace")[-3000:]
+            print(f"----- {log.name} (tail) -----\n{tail}")

@@ -47,6 +47,16 @@ def _initialise(model: nn.Module, checkpoint: Path) -> None:
     load_backbone(model, state)
 
 
+def _zero_head(model: nn.Module) -> None:
+    """Start from uniform predictions: a randomly initialised head gives initial logits
+    several units apart (cross-entropy ~2x chance), which costs small datasets epochs
+    of unlearning before the backbone's features are used."""
+    head = [m for m in model.modules() if isinstance(m, nn.Linear)][-1]
+    nn.init.zeros_(head.weight)
+    if head.bias is not None:
+        nn.init.zeros_(head.bias)
+
+
 def train_classifier(config: ClassifierTrainConfig) -> TrainResult:
     """Train, calibrate, evaluate and write the bundle (+ model card) to ``config.out``."""
     label_map = load_label_map(config.label_map) if config.label_map else None
@@ -70,6 +80,7 @@ def train_classifier(config: ClassifierTrainConfig) -> TrainResult:
     model = build_model(config.architecture, len(samples.classes), config.seed)
     if config.init is not None:
         _initialise(model, config.init)
+    _zero_head(model)
     root = config.data.parent if config.data.is_file() else config.data
     outcome = fit(
         model,

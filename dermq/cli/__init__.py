@@ -7,9 +7,12 @@ import click
 from dermq import __version__
 from dermq.cli.accounts import accounts
 from dermq.cli.bench import bench
+from dermq.cli.bench_segmentation import segmentation
 from dermq.cli.models import models
+from dermq.cli.phantoms import phantoms
 from dermq.cli.serve import api, up, worker
 from dermq.cli.submit import submit
+from dermq.cli.train import train
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -18,5 +21,6 @@ def main() -> None:
     """dermq: dermatology image analysis service."""
 
 
-for command in (up, api, worker, accounts, submit, bench, models):
+bench.add_command(segmentation)
+for command in (up, api, worker, accounts, submit, bench, models, train, phantoms):
     main.add_command(command)

@@ -97,9 +97,9 @@ class SignEstimate:
 # (round(4 x value)) within ±1 of the truth's grade; count within ±max(1, 20 %); percent within
 # ±max(3 points, 15 %).
 MEASURED: dict[str, tuple[int, int]] = {
-    "erythema": (149, 150), "desquamation": (141, 150), "dryness": (142, 150), "pustulation": (150, 150),
+    "erythema": (149, 150), "desquamation": (150, 150), "dryness": (150, 150), "pustulation": (150, 150),
     "wheals": (150, 150), "acneLesions": (150, 150), "pustules": (149, 150), "nodules": (150, 150),
-    "lesionArea": (150, 150), "hairLoss": (139, 150), "depigmentation": (146, 150),
+    "lesionArea": (150, 150), "hairLoss": (139, 150), "depigmentation": (144, 150),
 }
 # Phantoms are cleaner than photographs (no competing lesions, even light, no make-up or tattoos), so
 # until an estimator is measured on real annotated photos its confidence stays at this cap, the same
@@ -131,7 +131,7 @@ def _on(anchors: Anchors, x: float) -> float:
 
 
 def _odd(n: float) -> int:
-    return max(3, int(round(n)) | 1)
+    return max(3, round(n) | 1)
 
 
 def _disk(radius: int) -> np.ndarray:

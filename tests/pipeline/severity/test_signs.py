@@ -8,8 +8,16 @@ import pytest
 import pipeline.severity.signs as signs_module
 from pipeline.phantoms import make_phantom
 from pipeline.quality import wilson_lower_bound
-from pipeline.severity.signs import (CAPS, MEASURED, SIGNS, Detection, SignEstimate, confidence_of, estimate_signs,
-                                     measure_reliability)
+from pipeline.severity.signs import (
+    CAPS,
+    MEASURED,
+    SIGNS,
+    Detection,
+    SignEstimate,
+    confidence_of,
+    estimate_signs,
+    measure_reliability,
+)
 
 POOR = ("induration", "oedema", "lichenification", "excoriation", "oozing", "abscesses", "tunnels")
 
@@ -18,7 +26,7 @@ def iou(a: tuple[int, int, int, int], b: tuple[int, int, int, int]) -> float:
     w = min(a[2], b[2]) - max(a[0], b[0])
     h = min(a[3], b[3]) - max(a[1], b[1])
     inter = max(w, 0) * max(h, 0)
-    area = lambda r: (r[2] - r[0]) * (r[3] - r[1])  # noqa: E731
+    area = lambda r: (r[2] - r[0]) * (r[3] - r[1])
     return inter / (area(a) + area(b) - inter)
 
 
