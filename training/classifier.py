@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections import Counter
 from pathlib import Path
 
+from safetensors import SafetensorError
 from safetensors.torch import load_file
 from torch import nn
 
@@ -42,7 +43,7 @@ def _initialise(model: nn.Module, checkpoint: Path) -> None:
         raise ValueError("--init is supported for EfficientNet architectures only")
     try:
         state = load_file(str(checkpoint))
-    except Exception as e:  # safetensors raises its own error types
+    except (OSError, SafetensorError) as e:
         raise ValueError(f"cannot read --init checkpoint {checkpoint}: {e}") from None
     load_backbone(model, state)
 

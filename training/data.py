@@ -205,10 +205,10 @@ def find_classification_samples(
     catalogue = catalogue or load_catalogue()
     csv_path = _csv_for(data)
     if csv_path is not None:
-        if label_column is None:
-            header = _read_csv(csv_path, ["image"])[0]
-            label_column = next((c for c in _LABEL_COLUMNS if c in header), "code")
-        rows = _read_csv(csv_path, ["image", label_column])
+        rows = _read_csv(csv_path, ["image"])
+        label_column = label_column or next((c for c in _LABEL_COLUMNS if c in rows[0]), "code")
+        if label_column not in rows[0]:
+            raise DatasetError(f"{csv_path} has no label column {label_column!r}; columns: {list(rows[0])}")
         images = _resolve(csv_path.parent, rows, "image")
         labels = [r[label_column].strip() for r in rows]
         source: dict[str, object] = {"format": "csv", "path": str(csv_path), "label_column": label_column}

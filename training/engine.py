@@ -109,7 +109,7 @@ class TrainResult:
     manifest: BundleManifest
     history: list[dict[str, float]]
     seconds_per_epoch: float
-    evaluation: Any  # ClassificationEvaluation or SegmentationEvaluation
+    evaluation: ClassificationEvaluation | SegmentationEvaluation
 
 
 @dataclass

@@ -11,22 +11,17 @@ from __future__ import annotations
 from collections.abc import Sequence
 from pathlib import Path
 
-import matplotlib
+import numpy as np
+from matplotlib.axes import Axes
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.figure import Figure
+from scipy.stats import binomtest
+from sklearn.metrics import roc_curve
 
-matplotlib.use("Agg")  # files only; never a display
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-from scipy.stats import binomtest  # noqa: E402
-from sklearn.metrics import roc_curve  # noqa: E402
-
-from pipeline.catalogue import load_catalogue  # noqa: E402
-from pipeline.fileio import atomic_write  # noqa: E402
-from pipeline.models.bundle import BundleManifest  # noqa: E402
-from training.evaluation import (  # noqa: E402
-    ClassificationEvaluation,
-    SegmentationEvaluation,
-    reliability_bins,
-)
+from pipeline.catalogue import load_catalogue
+from pipeline.fileio import atomic_write
+from pipeline.models.bundle import BundleManifest
+from training.evaluation import ClassificationEvaluation, SegmentationEvaluation, reliability_bins
 
 __all__ = ["MODEL_CARD_FILE", "RELIABILITY_FILE", "ROC_FILE", "plot_reliability", "plot_roc", "write_model_card"]
 
@@ -53,8 +48,15 @@ def _table(header: Sequence[str], rows: Sequence[Sequence[object]]) -> str:
     return "\n".join(lines)
 
 
+def _axes() -> tuple[Figure, Axes]:
+    # The object-oriented API on an Agg canvas: no display, no pyplot global state.
+    fig = Figure(figsize=(5, 5), dpi=100)
+    FigureCanvasAgg(fig)
+    return fig, fig.add_subplot()
+
+
 def plot_reliability(evaluation: ClassificationEvaluation, path: Path) -> None:
-    fig, ax = plt.subplots(figsize=(5, 5), dpi=100)
+    fig, ax = _axes()
     ax.plot([0, 1], [0, 1], "k--", lw=1, label="perfect calibration")
     for probs, label, marker in (
         (evaluation.probs_uncalibrated, f"uncalibrated (ECE {evaluation.ece_uncalibrated:.3f})", "o"),
@@ -67,11 +69,10 @@ def plot_reliability(evaluation: ClassificationEvaluation, path: Path) -> None:
     ax.legend(loc="upper left", fontsize=8)
     fig.tight_layout()
     fig.savefig(path)
-    plt.close(fig)
 
 
 def plot_roc(evaluation: ClassificationEvaluation, path: Path) -> None:
-    fig, ax = plt.subplots(figsize=(5, 5), dpi=100)
+    fig, ax = _axes()
     ax.plot([0, 1], [0, 1], "k--", lw=1)
     for i, code in enumerate(evaluation.classes):
         auroc = evaluation.per_class[code].auroc
@@ -83,11 +84,11 @@ def plot_roc(evaluation: ClassificationEvaluation, path: Path) -> None:
     ax.legend(loc="lower right", fontsize=7)
     fig.tight_layout()
     fig.savefig(path)
-    plt.close(fig)
 
 
 def _header(manifest: BundleManifest, kind: str) -> list[str]:
     data = manifest.training_data
+    source, split = data.get("source", {}), data.get("split", {})
     return [
         f"# Model card: {manifest.name} {manifest.version}",
         "",
@@ -110,9 +111,11 @@ def _header(manifest: BundleManifest, kind: str) -> list[str]:
         "",
         "## Training data",
         "",
-        f"Source: `{data.get('source', {}).get('path', 'unknown')}` ({data.get('source', {}).get('format', '?')}); "
-        f"{data.get('images', '?')} images, split {data.get('split', {}).get('train', '?')} train / "
-        f"{data.get('split', {}).get('val', '?')} validation ({data.get('split', {}).get('method', '')}, seed {data.get('seed')}).",
+        (
+            f"Source: `{source.get('path', 'unknown')}` ({source.get('format', '?')}); {data.get('images', '?')} images, "
+            f"split {split.get('train', '?')} train / {split.get('val', '?')} validation "
+            f"({split.get('method', '')}, seed {data.get('seed')})."
+        ),
         "",
     ]
 
@@ -122,8 +125,10 @@ def _training_lines(manifest: BundleManifest, history: Sequence[dict[str, float]
     return [
         "## Training",
         "",
-        f"{len(history)} epochs run (best validation loss at epoch {int(s.get('best_epoch', 0))}), "
-        f"{s.get('seconds_per_epoch', 0):.1f} s per epoch. AdamW with linear warm-up and cosine decay;",
+        (
+            f"{len(history)} epochs run (best validation loss at epoch {int(s.get('best_epoch', 0))}), "
+            f"{s.get('seconds_per_epoch', 0):.1f} s per epoch. AdamW with linear warm-up and cosine decay;"
+        ),
         "early stopping on validation loss; the best epoch's weights are the bundle's.",
         "",
         _table(
@@ -232,11 +237,11 @@ def _segmenter_card(manifest: BundleManifest, ev: SegmentationEvaluation, histor
 
 
 def _limitations(manifest: BundleManifest, n_val: int) -> list[str]:
-    n = manifest.training_data.get("images", "?")
+    n_train = manifest.training_data.get("split", {}).get("train", "?")
     return [
         "## Limitations",
         "",
-        f"- Trained on {n} images and measured on {n_val} held-out images drawn from the same source.",
+        f"- Trained on {n_train} images and measured on {n_val} held-out images drawn from the same source.",
         "  Nothing here shows how the model behaves on other cameras, clinics, populations or skin",
         "  types; a model trained on this much data is not clinically validated.",
         "- Validation images come from the same collection as the training images (random split):",

@@ -2,17 +2,17 @@
 
 from __future__ import annotations
 
+from itertools import pairwise
 from pathlib import Path
 
 import pytest
 import torch
 from safetensors.torch import save_file
 
-import training.engine as engine
 from pipeline.models.bundle import load_bundle
 from pipeline.models.efficientnet import efficientnet
 from pipeline.phantoms import export_dataset
-from training import CheckpointError, ClassifierTrainConfig, train_classifier
+from training import CheckpointError, ClassifierTrainConfig, engine, train_classifier
 from training.classifier import _initialise
 from training.engine import build_scheduler
 
@@ -82,5 +82,5 @@ def test_schedule_warms_up_then_decays() -> None:
         scheduler.step()
     assert lrs[0] == pytest.approx(0.01)
     assert max(lrs) == pytest.approx(1.0) and lrs.index(max(lrs)) == 5
-    assert all(a >= b for a, b in zip(lrs[5:], lrs[6:]))
+    assert all(a >= b for a, b in pairwise(lrs[5:]))
     assert lrs[-1] < 0.05

@@ -9,11 +9,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from support import SAMPLE
 
 from pipeline.classify import preprocess_image
 from pipeline.models.bundle import IMAGENET_MEAN, IMAGENET_STD
 from pipeline.phantoms import export_dataset
-from support import SAMPLE
 from training.augment import AugmentConfig, augment
 from training.data import (
     ClassificationDataset,
