@@ -46,21 +46,22 @@ class _Errors:
             raise ApiError(422, self.items)
 
 
-def _one_system(systems: dict[str, ScoringSystemAnswers], automatic: bool, loc: Loc,
-                errors: _Errors) -> tuple[ScoringSystem, ScoringSystemAnswers] | None:
+def _one_system(systems: dict[str, ScoringSystemAnswers], automatic: bool,
+                loc: Loc) -> tuple[ScoringSystem, ScoringSystemAnswers]:
+    """The request's one scoring system, of the endpoint's kind; anything else is a 422 at once."""
     wanted = "automatic" if automatic else "manual"
     if len(systems) != 1:
-        errors.add(f"give exactly one scoring system, got {len(systems)}", "scoring_system_count", loc)
-        return None
+        raise ApiError.one(422, f"give exactly one scoring system, got {len(systems)}", type="scoring_system_count",
+                           loc=loc)
     code, answers = next(iter(systems.items()))
     system = SYSTEMS.get(code)
     if system is None:
-        errors.add(f"unknown scoring system {code!r}; see GET /questionnaires", "unknown_scoring_system", [*loc, code])
-        return None
+        raise ApiError.one(422, f"unknown scoring system {code!r}; see GET /questionnaires",
+                           type="unknown_scoring_system", loc=[*loc, code])
     if system.automatic != automatic:
         other = "/severity-assessment/automatic/local" if system.automatic else "/severity-assessment/manual"
-        errors.add(f"{code} is not a {wanted} scoring system; send it to {other}", "wrong_scoring_mode", [*loc, code])
-        return None
+        raise ApiError.one(422, f"{code} is not a {wanted} scoring system; send it to {other}",
+                           type="wrong_scoring_mode", loc=[*loc, code])
     return system, answers
 
 
@@ -125,11 +126,8 @@ def _item_loc(loc: Loc, system: ScoringSystem) -> list[str | int]:
 
 
 def local_submission(req: LocalSeverityRequest, settings: Settings, loc: Loc) -> Submission:
+    system, answers = _one_system(req.scoringSystem, True, [*loc, "scoringSystem"])
     errors = _Errors()
-    chosen = _one_system(req.scoringSystem, True, [*loc, "scoringSystem"], errors)
-    errors.raise_any()
-    assert chosen is not None
-    system, answers = chosen
     _body_site(system, req.bodySite, [*loc, "bodySite"], errors)
     condition = _condition(system, req.knownCondition, [*loc, "knownCondition"], errors)
     items = _answers(system, answers.questionnaireResponse.item, _item_loc(loc, system), errors)
@@ -141,18 +139,15 @@ def local_submission(req: LocalSeverityRequest, settings: Settings, loc: Loc) ->
 
 
 def global_submission(req: GlobalSeverityRequest, settings: Settings, loc: Loc) -> Submission:
-    errors = _Errors()
-    chosen = _one_system(req.scoringSystem, True, [*loc, "scoringSystem"], errors)
-    errors.raise_any()
-    assert chosen is not None
-    system, answers = chosen
+    system, answers = _one_system(req.scoringSystem, True, [*loc, "scoringSystem"])
     if not system.supports_global:
-        errors.add(f"{system.code} has no whole-body combination; score each site with "
-                   "/severity-assessment/automatic/local", "no_global_score", [*loc, "scoringSystem", system.code])
-        errors.raise_any()
+        raise ApiError.one(422, f"{system.code} has no whole-body combination; score each site with "
+                           "/severity-assessment/automatic/local", type="no_global_score",
+                           loc=[*loc, "scoringSystem", system.code])
     if len(req.payload) > settings.max_images_per_request:
         raise ApiError.one(413, f"at most {settings.max_images_per_request} images per request",
                            type="too_many_images", loc=[*loc, "payload"])
+    errors = _Errors()
     condition = _condition(system, req.knownCondition, [*loc, "knownCondition"], errors)
     shared = _answers(system, answers.questionnaireResponse.item, _item_loc(loc, system), errors, require=False)
     sites = []
@@ -173,11 +168,8 @@ def global_submission(req: GlobalSeverityRequest, settings: Settings, loc: Loc) 
 
 
 def manual_submission(req: ManualSeverityRequest, settings: Settings, loc: Loc) -> Submission:
+    system, answers = _one_system(req.scoringSystem, False, [*loc, "scoringSystem"])
     errors = _Errors()
-    chosen = _one_system(req.scoringSystem, False, [*loc, "scoringSystem"], errors)
-    errors.raise_any()
-    assert chosen is not None
-    system, answers = chosen
     if req.bodySite is not None:
         _body_site(system, req.bodySite, [*loc, "bodySite"], errors)
     condition = (_condition(system, req.knownCondition, [*loc, "knownCondition"], errors)

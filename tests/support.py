@@ -108,3 +108,33 @@ def running_service(redis_url: str, data_dir: Path, **env: str) -> Iterator[Serv
         for log in sorted((data_dir / "logs").glob("*.log")):
             tail = log.read_text(errors="replace")[-3000:]
             print(f"----- {log.name} (tail) -----\n{tail}")
+
+
+def run_example(kind: str, code: str, tmp_path: Path) -> dict:
+    """Run a documentation page's Python or JavaScript client and return its `result` as JSON."""
+    import json
+    import subprocess
+    import sys
+
+    if kind == "python":
+        script = tmp_path / "example.py"
+        script.write_text(code + "import json, sys\njson.dump(result, sys.stdout)\n")
+        cmd = [sys.executable, str(script)]
+    else:  # an ES module so top-level await works; `require` is provided as in CommonJS
+        script = tmp_path / "example.mjs"
+        script.write_text('import { createRequire } from "module";\nconst require = createRequire(import.meta.url);\n'
+                          + code + "process.stdout.write(JSON.stringify(result));\n")
+        cmd = ["node", str(script)]
+    out = subprocess.run(cmd, capture_output=True, text=True, timeout=120, check=True)
+    return json.loads(out.stdout)
+
+
+def run_curl(url: str, token: str, body: str, tmp_path: Path) -> dict:
+    """The pages' cURL command: POST a JSON body (from a file: an image is too long for an argument)."""
+    import json
+    import subprocess
+
+    (tmp_path / "body.json").write_text(body)
+    cmd = ["curl", "-s", "-X", "POST", url, "-H", "Content-Type: application/json",
+           "-H", f"Authorization: Bearer {token}", "-d", f"@{tmp_path / 'body.json'}"]
+    return json.loads(subprocess.run(cmd, capture_output=True, text=True, timeout=120, check=True).stdout)

@@ -18,7 +18,6 @@ from __future__ import annotations
 import logging
 import shutil
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any, Literal
 
 import torch

@@ -5,15 +5,12 @@ Only the documented placeholders are filled in; the code between them is the pag
 
 from __future__ import annotations
 
-import json
 import shutil
-import subprocess
-import sys
 import textwrap
 
 import pytest
 
-from support import SAMPLE_IMAGES, Service, image_b64
+from support import SAMPLE_IMAGES, Service, image_b64, run_curl, run_example
 
 PYTHON_EXAMPLE = textwrap.dedent('''\
     import requests
@@ -89,10 +86,7 @@ def check_report(result: dict) -> None:
 
 @pytest.mark.slow
 def test_python_example_unchanged(service: Service, tmp_path) -> None:
-    script = tmp_path / "example.py"
-    script.write_text(fill(PYTHON_EXAMPLE, service) + "import json, sys\njson.dump(result, sys.stdout)\n")
-    out = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=120, check=True)
-    check_report(json.loads(out.stdout))
+    check_report(run_example("python", fill(PYTHON_EXAMPLE, service), tmp_path))
 
 
 @pytest.mark.slow
@@ -102,21 +96,10 @@ def test_curl_example_unchanged(service: Service, tmp_path) -> None:
     body = ('{\n"payload": [{\n"contentAttachment": {\n"data": "<base64_encoded_image_data>",\n'
             '"title": "Lesion close-up",\n"contentType": "image/jpeg"\n}\n}]\n}')
     body = body.replace("<base64_encoded_image_data>", image_b64(SAMPLE_IMAGES[1]))
-    (tmp_path / "body.json").write_text(body)
-    cmd = ['curl', '-s', '-X', 'POST', f'{service.url}/diagnosis-support',
-           '-H', 'Content-Type: application/json',
-           '-H', f'Authorization: Bearer {service.token()}',
-           '-d', f'@{tmp_path / "body.json"}']
-    out = subprocess.run(cmd, capture_output=True, text=True, timeout=120, check=True)
-    check_report(json.loads(out.stdout))
+    check_report(run_curl(f"{service.url}/diagnosis-support", service.token(), body, tmp_path))
 
 
 @pytest.mark.slow
 @pytest.mark.skipif(shutil.which("node") is None, reason="node not installed")
 def test_javascript_example_unchanged(service: Service, tmp_path) -> None:
-    # ES module so top-level await works; `require` is provided as in CommonJS.
-    preamble = 'import { createRequire } from "module";\nconst require = createRequire(import.meta.url);\n'
-    script = tmp_path / "example.mjs"
-    script.write_text(preamble + fill(JS_EXAMPLE, service) + "process.stdout.write(JSON.stringify(result));\n")
-    out = subprocess.run(["node", str(script)], capture_output=True, text=True, timeout=120, check=True)
-    check_report(json.loads(out.stdout))
+    check_report(run_example("javascript", fill(JS_EXAMPLE, service), tmp_path))
