@@ -93,7 +93,14 @@ def worker(concurrency: int | None, queues: str | None, loglevel: str) -> None:
     logging.basicConfig(level=loglevel.upper(), stream=sys.stderr,
                         format="%(asctime)s %(levelname)s %(name)s %(message)s")
     import workers.tasks  # noqa: F401  (registers the task and the start-up hooks)
+    from pipeline.models.bundle import BundleError
     from workers.celery_app import celery_app
+    from workers.runtime import get_runtime
+
+    try:  # before taking any task: a bad bundle stops the worker here with its reason
+        get_runtime().models
+    except (BundleError, ValueError) as exc:
+        raise click.ClickException(f"cannot load the configured model: {exc}") from None
 
     queue_list = queues or f"{settings.queue_interactive},{settings.queue_batch}"
     celery_app.worker_main([
