@@ -32,7 +32,7 @@ from support import Service, running_service
 from training.classifier import ClassifierTrainConfig, train_classifier
 from training.segmenter import SegmenterTrainConfig, train_segmenter
 
-pytestmark = [pytest.mark.slow, pytest.mark.timeout(900)]  # two trainings on CPU: about 4 minutes
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(900)]  # two trainings on CPU: about 2.5 minutes
 
 # Phantoms are rendered at 256 px (smaller fails the resolution check); the "small, fast" settings of
 # docs/training.md train on them at 96 px (classifier: a 3x3 CAM grid) and 64 px (segmenter).
@@ -102,7 +102,7 @@ def test_trained_classifier_and_segmenter_serve_through_the_api(phantoms, proof_
     train_csv, held_out_csv = phantoms
     started = time.perf_counter()
     classifier = train_classifier(ClassifierTrainConfig(
-        data=train_csv, out=tmp_path / "classifier", epochs=12, input_size=96, batch_size=16, lr=3e-3,
+        data=train_csv, out=tmp_path / "classifier", epochs=10, input_size=96, batch_size=16, lr=3e-3,
         name="phantom-classifier", version="1", device="cpu", progress=False, patience=None,
     ))
     train_s = time.perf_counter() - started
@@ -143,7 +143,7 @@ def test_trained_classifier_and_segmenter_serve_through_the_api(phantoms, proof_
     assert hot >= 0.6 and hot >= cold + 0.3  # "most images", and far from what a random spot gets
 
     segmenter = train_segmenter(SegmenterTrainConfig(
-        data=train_csv, out=tmp_path / "segmenter", epochs=12, input_size=64, batch_size=16, lr=3e-3,
+        data=train_csv, out=tmp_path / "segmenter", epochs=8, input_size=64, batch_size=16, lr=3e-3,
         name="phantom-segmenter", version="1", device="cpu", progress=False, patience=None,
     ))
     publish_and_use(proof_service, segmenter.bundle_dir, "phantom-segmenter@1")
