@@ -39,7 +39,7 @@ def _number(value: float, integer: bool) -> int | float:
 def score_json(system: ScoringSystem, value: float, contribution: float) -> dict[str, Any]:
     band = system.interpret(value)
     return {
-        "value": round(float(value), 4),
+        "value": _number(value, system.decimals == 0),  # whole-number scales (IHS4, DLQI ...) stay integers
         "interpretation": {"category": band.category, "intensity": band.intensity},
         "additionalData": {"globalScoreContribution": {"value": round(float(contribution), 4)}},
     }
