@@ -118,7 +118,7 @@ def _condition(system: ScoringSystem, known: KnownCondition, loc: Loc, errors: _
                    f"{', '.join(system.pathologies)} (GET /questionnaires?code={system.code})",
                    "condition_not_scored", [*loc, "conclusion"])
         return None
-    return {"code": condition.code, "display": condition.display, "text": condition.text}
+    return {"code": condition.code}  # the report renders it from the catalogue
 
 
 def _item_loc(loc: Loc, system: ScoringSystem) -> list[str | int]:

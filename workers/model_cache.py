@@ -126,8 +126,8 @@ class LoadedSegmenter:
 
 
 def load_classifier_from(source: ModelSource, settings: Settings, store: ObjectStore) -> LoadedModel:
-    bundle = load_source_bundle(source, settings, store) or reference_bundle(load_catalogue().codes)
     catalogue = load_catalogue()
+    bundle = load_source_bundle(source, settings, store) or reference_bundle(catalogue.codes)
     unknown = [c for c in bundle.manifest.classes if c not in catalogue]
     if unknown:
         raise BundleError(f"{source}: classes not in the condition catalogue: {unknown[:5]}")

@@ -24,6 +24,7 @@ from pipeline.severity.assessment import SeverityPipeline
 from workers import metrics
 from workers.batcher import DynamicBatcher
 from workers.jobs import WORKER_KEY_PREFIX, JobStatus, RedisJobStore
+from workers.model_registry import TASKS
 from workers.model_cache import (
     LoadedModel,
     LoadedSegmenter,
@@ -118,7 +119,7 @@ class WorkerRuntime:
         return self.models.severity
 
     def _wanted(self) -> dict[str, ModelSource]:
-        return {task: resolve_source(self.settings, self.store, task) for task in ("classification", "segmentation")}
+        return {task: resolve_source(self.settings, self.store, task) for task in TASKS}
 
     def _load(self, wanted: dict[str, ModelSource], previous: ModelSet | None) -> ModelSet:
         """Load what changed; unchanged models are reused from ``previous``."""

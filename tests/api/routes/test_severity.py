@@ -137,10 +137,10 @@ def test_automatic_system(api, code, site, condition, clinical, expected) -> Non
     assert entry["score"]["value"] == pytest.approx(score, abs=0.051)
     assert entry["score"]["additionalData"]["globalScoreContribution"]["value"] == pytest.approx(weight * score,
                                                                                                 abs=0.051)
-    lo_hi = {"apasi": (0, 10.1), "aeasi": (1.1, 7.1)}
-    assert entry["score"]["interpretation"]["intensity"] in (0, 1, 2, 3)
-    if code in lo_hi and lo_hi[code][0] <= entry["score"]["value"] < lo_hi[code][1]:
-        assert entry["score"]["interpretation"]["category"] == "Mild"
+    bands = api.get("/questionnaires", params={"code": code}).json()[0]["bands"]
+    [band] = [b for b in bands if b["lower"] <= entry["score"]["value"] and (b["upper"] is None
+                                                                           or entry["score"]["value"] < b["upper"])]
+    assert entry["score"]["interpretation"] == {"category": band["category"], "intensity": band["intensity"]}
     if code in ("aihs4", "aladin", "auas"):
         assert all(set(d["box"]) == {"x1", "y1", "x2", "y2"} for d in entry["media"].get("detection", []))
 
