@@ -10,6 +10,7 @@ from __future__ import annotations
 from enum import Enum
 from functools import lru_cache
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -71,6 +72,9 @@ class Settings(BaseSettings):
     model_bundle: str | None = Field(None, description="NAME@VERSION of a bundle in object storage.")
     segmenter_dir: Path | None = Field(None, description="Local directory holding a segmentation bundle.")
     segmenter_bundle: str | None = Field(None, description="NAME@VERSION of a segmentation bundle in object storage.")
+    segmenter_method: Literal["learned", "classical"] = Field(
+        "learned", description="Default segmenter when no bundle is configured: the shipped U-Net, or the classical method."
+    )
     model_poll_s: float = Field(15.0, ge=0, description="How often workers look for a newly selected bundle; 0: never.")
     device: str = Field("auto", description="'auto' (CUDA when available), 'cpu' or 'cuda[:N]'.")
     batch_max_size: int = Field(16, ge=1, description="Images per model call in the dynamic batcher.")

@@ -50,6 +50,11 @@ UNTRAINED_WARNING = (
     "meaning. Configure a trained model bundle (DERMQ_MODEL_DIR or DERMQ_MODEL_BUNDLE)."
 )
 
+MODALITY_WARNING = (
+    "{count} image(s) look like clinical photographs, but the classifier was trained on {trained} images "
+    "only: its ranking for them is outside its validated scope."
+)
+
 
 @dataclass(frozen=True)
 class ImageInput:
@@ -154,9 +159,20 @@ class DiagnosisPipeline:
         report.update(category=REPORT_CATEGORY, code=REPORT_CODE, **aggregate)
         report["imagingAnalysis"] = [r.analysis for r in results]
         report["device"] = {"models": self.models}
-        if not self.manifest.trained:
-            report["warnings"] = [UNTRAINED_WARNING]
+        warnings = self._warnings(validity)
+        if warnings:
+            report["warnings"] = warnings
         return report
+
+    def _warnings(self, validity: Sequence[dict[str, Any]]) -> list[str]:
+        warnings = [] if self.manifest.trained else [UNTRAINED_WARNING]
+        trained_on = self.manifest.training_data.get("modality")
+        if trained_on:
+            # The gate's modality names are capitalised ("Clinical", "Dermoscopic").
+            outside = sum(1 for v in validity if v["modality"]["value"] not in ("None", trained_on.capitalize()))
+            if outside:
+                warnings.append(MODALITY_WARNING.format(count=outside, trained=trained_on))
+        return warnings
 
     # --- per image ---
     def _catalogue_probs(self, model_probs: np.ndarray) -> np.ndarray:

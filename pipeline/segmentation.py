@@ -55,6 +55,7 @@ __all__ = [
     "dice",
     "evaluate",
     "jaccard",
+    "resize_probability",
     "remove_hair",
 ]
 
@@ -101,7 +102,8 @@ def _result(prob: np.ndarray, method: str, trained: bool) -> Segmentation:
     return Segmentation(prob, prob >= THRESHOLD, THRESHOLD, method, trained)
 
 
-def _resize(a: np.ndarray, hw: tuple[int, int]) -> np.ndarray:
+def resize_probability(a: np.ndarray, hw: tuple[int, int]) -> np.ndarray:
+    """A probability map stretched to ``hw`` (area-averaged when shrinking)."""
     h, w = hw
     shrink = h * w < a.shape[0] * a.shape[1]
     return cv2.resize(a, (w, h), interpolation=cv2.INTER_AREA if shrink else cv2.INTER_LINEAR)
@@ -225,9 +227,9 @@ class ClassicalSegmenter:
         _check_rgb(rgb)
         h, w = rgb.shape[:2]
         scale = min(1.0, WORK_SIDE / max(h, w))
-        small = _resize(np.ascontiguousarray(rgb), (max(1, round(h * scale)), max(1, round(w * scale))))
+        small = resize_probability(np.ascontiguousarray(rgb), (max(1, round(h * scale)), max(1, round(w * scale))))
         prob = self.probability(small)
-        return _result(_resize(prob, (h, w)), CLASSICAL_METHOD, False)
+        return _result(resize_probability(prob, (h, w)), CLASSICAL_METHOD, False)
 
     def probability(self, rgb: np.ndarray) -> np.ndarray:
         """Lesion probability at the resolution of ``rgb`` (call with a WORK_SIDE-sized image)."""
@@ -277,6 +279,9 @@ class LearnedSegmenter:
         m = _segmentation_manifest(bundle)
         self.manifest = m
         self.method = f"{m.name}@{m.version}"
+        # The gate's name for the image kind the network was trained on ("Dermoscopic"), if stated.
+        trained_on = m.training_data.get("modality")
+        self.modality: str | None = trained_on.capitalize() if isinstance(trained_on, str) else None
         self.device = torch.device(device)
         self.module = module.to(self.device).eval()
 
@@ -291,7 +296,7 @@ class LearnedSegmenter:
         x = preprocess_image(rgb, m.input_size, m.mean, m.std).unsqueeze(0).to(self.device)
         with torch.inference_mode():
             prob = torch.sigmoid(self.module(x)[0, 0].float()).cpu().numpy()
-        return _result(_resize(prob, rgb.shape[:2]), self.method, m.trained)
+        return _result(resize_probability(prob, rgb.shape[:2]), self.method, m.trained)
 
 
 def _overlap(a: np.ndarray, b: np.ndarray) -> tuple[int, int, int]:

@@ -138,3 +138,17 @@ def run_curl(url: str, token: str, body: str, tmp_path: Path) -> dict:
     cmd = ["curl", "-s", "-X", "POST", url, "-H", "Content-Type: application/json",
            "-H", f"Authorization: Bearer {token}", "-d", f"@{tmp_path / 'body.json'}"]
     return json.loads(subprocess.run(cmd, capture_output=True, text=True, timeout=120, check=True).stdout)
+
+
+def synthetic_clinical_photo() -> "np.ndarray":
+    """A skin area with a lesion on a grey-blue table: the layout of a clinical (non-dermoscopic) photo."""
+    import cv2
+    import numpy as np
+
+    rng = np.random.default_rng(1)
+    scene = np.zeros((600, 800, 3), np.uint8)
+    scene[:] = (70, 90, 140)
+    scene = np.clip(scene + rng.normal(0, 6, scene.shape), 0, 255).astype(np.uint8)
+    cv2.ellipse(scene, (400, 300), (300, 220), 0, 0, 360, (224, 172, 140), -1)
+    cv2.circle(scene, (410, 300), 40, (120, 70, 50), -1)
+    return np.clip(scene + rng.normal(0, 4, scene.shape), 0, 255).astype(np.uint8)

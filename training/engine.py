@@ -59,6 +59,7 @@ __all__ = [
     "fit",
     "publish",
     "resolve_device",
+    "round_to_half",
 ]
 
 log = logging.getLogger(__name__)
@@ -67,7 +68,8 @@ CHECKPOINT_DIR = ".checkpoint"
 CHECKPOINT_FILE = "last.pt"
 _CHECKPOINT_FORMAT = 1
 # Fields that do not change what is learned, so a resume may alter them.
-_NOT_FINGERPRINTED = {"data", "out", "resume", "name", "version", "device", "workers", "progress", "patience"}
+# (``keep`` only picks which of the run's weights are published.)
+_NOT_FINGERPRINTED = {"data", "out", "resume", "name", "version", "device", "workers", "progress", "patience", "keep"}
 
 
 class CheckpointError(ValueError):
@@ -90,6 +92,10 @@ class TrainConfig(BaseModel):
     val_fraction: float = Field(default=0.2, gt=0, lt=1)
     seed: int = 0
     patience: int | None = Field(default=5, ge=1)  # epochs without val-loss improvement; None: never stop early
+    # Weights published: the epoch with the lowest validation loss, or the last epoch (with a
+    # full cosine schedule the last is usually best, and the validation split stays unused
+    # for model selection, e.g. kept for calibration only).
+    keep: Literal["best", "last"] = "best"
     augment: bool = True
     resume: bool = False
     name: str | None = None
@@ -210,6 +216,11 @@ def _loader(dataset: Dataset, config: TrainConfig, device: torch.device, train: 
     )
 
 
+def _to_device(x: Tensor, device: torch.device) -> Tensor:
+    x = x.to(device, non_blocking=True)
+    return x.contiguous(memory_format=torch.channels_last) if x.ndim == 4 else x
+
+
 def _autocast(device: torch.device) -> torch.autocast:
     return torch.autocast(device_type=device.type, dtype=torch.float16, enabled=device.type == "cuda")
 
@@ -222,7 +233,7 @@ def _evaluate(
     model.eval()
     outputs, targets, total = [], [], 0.0
     for x, y in loader:
-        x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
+        x, y = _to_device(x, device), y.to(device, non_blocking=True)
         with _autocast(device):
             out = model(x)
         out = out.float()
@@ -244,7 +255,9 @@ def fit(
 ) -> FitOutcome:
     """Train ``model`` with early stopping on validation loss; resumable via checkpoints."""
     device = resolve_device(config.device)
-    model.to(device)
+    # channels-last: the layout oneDNN (CPU) and cuDNN (tensor cores) run convolutions in
+    # fastest; ~1.5x faster training of the depthwise-heavy EfficientNets on CPU.
+    model.to(device, memory_format=torch.channels_last)
     fingerprint = config.model_dump(mode="json", exclude=_NOT_FINGERPRINTED) | fingerprint
     generator = torch.Generator()
     train_loader = _loader(train_set, config, device, True, generator)
@@ -282,7 +295,7 @@ def fit(
         running, seen = 0.0, 0
         bar = tqdm(train_loader, desc=f"{description} {epoch + 1}/{config.epochs}", leave=False, disable=not config.progress)
         for x, y in bar:
-            x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
+            x, y = _to_device(x, device), y.to(device, non_blocking=True)
             with _autocast(device):
                 out = model(x)
             loss = loss_fn(out.float(), y)
@@ -340,7 +353,10 @@ def fit(
 
     if best_state is None:
         raise ValueError("no epoch produced a finite validation loss")
-    model.load_state_dict(best_state)
+    if config.keep == "best":
+        model.load_state_dict(best_state)
+    else:
+        best_epoch = len(history)
     val_loss, outputs, targets = _evaluate(model, val_loader, loss_fn, device)
     return FitOutcome(model.eval(), history, best_epoch, val_loss, outputs, targets, device)
 
@@ -357,33 +373,56 @@ def publish(
     training_data: dict[str, Any],
     temperature: float = 1.0,
     metrics: dict[str, ClassMetrics] | None = None,
+    mean: Sequence[float] = IMAGENET_MEAN,
+    std: Sequence[float] = IMAGENET_STD,
+    extra_evaluations: dict[str, ClassificationEvaluation | SegmentationEvaluation] | None = None,
+    half: bool = False,
 ) -> TrainResult:
-    """Write the bundle (best weights, metrics, data summary) and its model card."""
+    """Write the bundle (best weights, metrics, data summary) and its model card.
+
+    ``evaluation`` is the one the bundle's metrics come from; ``extra_evaluations``
+    (e.g. an external test set) are recorded beside it in the manifest and the card.
+    ``half`` stores floating-point tensors as fp16 (half the size; evaluate the model after
+    :func:`round_to_half` so the figures are those of the stored weights).
+    """
     evaluation.extra |= {
         "val_loss": round(outcome.val_loss, 5),
         "epochs": float(len(outcome.history)),
         "best_epoch": float(outcome.best_epoch),
         "seconds_per_epoch": round(outcome.seconds_per_epoch, 2),
     }
+    state = outcome.model.state_dict()
+    if half:
+        state = {k: v.half() if v.is_floating_point() else v for k, v in state.items()}
     manifest = save_bundle(
         config.out,
-        outcome.model.state_dict(),
+        state,
         name=name,
         version=config.version,
         architecture=architecture,
         classes=classes,
         task=task,
         input_size=config.input_size,
-        mean=IMAGENET_MEAN,
-        std=IMAGENET_STD,
+        mean=mean,
+        std=std,
         temperature=temperature,
         metrics=metrics,
         summary_metrics=evaluation.summary_metrics(),
         training_data=training_data,
+        evaluation={"validation": evaluation.to_record()} | {k: v.to_record() for k, v in (extra_evaluations or {}).items()},
         trained=True,
     )
     write_model_card(config.out, manifest, evaluation, outcome.history)
     return TrainResult(config.out, manifest, outcome.history, outcome.seconds_per_epoch, evaluation)
+
+
+@torch.no_grad()
+def round_to_half(model: nn.Module) -> nn.Module:
+    """Round every floating-point parameter and buffer to fp16 precision (kept in fp32)."""
+    for tensor in [*model.parameters(), *model.buffers()]:
+        if tensor.is_floating_point():
+            tensor.copy_(tensor.half().float())
+    return model
 
 
 def data_summary(config: TrainConfig, source: dict[str, Any], n_train: int, n_val: int, split_method: str) -> dict[str, Any]:

@@ -17,6 +17,8 @@ Definitions (also in docs/training.md):
 
 from __future__ import annotations
 
+from typing import Any
+
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -162,13 +164,28 @@ class ClassificationEvaluation:
         }
         return summary | self.extra
 
+    def to_record(self) -> dict[str, Any]:
+        """JSON-ready figures for the manifest: headline metrics, per-class figures, confusion."""
+        return {
+            "images": int(len(self.labels)),
+            "temperature": round(self.temperature, 4),
+            "summary": self.summary_metrics(),
+            "per_class": {c: m.model_dump() for c, m in self.per_class.items()},
+            "confusion": {"rows": "true class", "columns": "predicted class", "classes": self.classes,
+                          "counts": self.confusion.astype(int).tolist()},
+        }
 
-def evaluate_classifier(logits: np.ndarray, labels: np.ndarray, classes: Sequence[str]) -> ClassificationEvaluation:
-    """Fit the temperature on these (validation) logits and compute every reported metric."""
+
+def evaluate_classifier(
+    logits: np.ndarray, labels: np.ndarray, classes: Sequence[str], *, temperature: float | None = None
+) -> ClassificationEvaluation:
+    """Every reported metric of these logits.  The temperature is fitted on them unless
+    given (a held-out test set is scored with the temperature fitted elsewhere)."""
     logits = np.asarray(logits, np.float64)
     labels = np.asarray(labels, np.int64)
     n_classes = len(classes)
-    temperature = fit_temperature(logits, labels)
+    if temperature is None:
+        temperature = fit_temperature(logits, labels)
     probs = softmax(logits, temperature)
     cm = confusion_matrix(labels, probs.argmax(axis=1), labels=np.arange(n_classes))
     sens, spec = sensitivity_specificity(cm)
@@ -225,6 +242,18 @@ class SegmentationEvaluation:
 
     def summary_metrics(self) -> dict[str, float]:
         return {"dice": round(self.dice, 4), "jaccard": round(self.jaccard, 4)} | self.extra
+
+    def to_record(self) -> dict[str, Any]:
+        j = self.per_image_jaccard
+        return {
+            "images": int(len(j)),
+            "summary": self.summary_metrics(),
+            "jaccard_mean": round(float(j.mean()), 4),
+            "jaccard_median": round(float(np.median(j)), 4),
+            "jaccard_thresholded_0_65": round(float(np.where(j >= 0.65, j, 0.0).mean()), 4),
+            "share_below_0_5": round(float((j < 0.5).mean()), 4),
+            "dice_mean": round(float(self.per_image_dice.mean()), 4),
+        }
 
 
 def evaluate_segmenter(probs: np.ndarray, masks: np.ndarray) -> SegmentationEvaluation:

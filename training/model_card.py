@@ -23,7 +23,16 @@ from pipeline.fileio import atomic_write
 from pipeline.models.bundle import BundleManifest
 from training.evaluation import ClassificationEvaluation, SegmentationEvaluation, reliability_bins
 
-__all__ = ["MODEL_CARD_FILE", "RELIABILITY_FILE", "ROC_FILE", "plot_reliability", "plot_roc", "write_model_card"]
+__all__ = [
+    "MODEL_CARD_FILE",
+    "RELIABILITY_FILE",
+    "ROC_FILE",
+    "dermoscopy_classifier_card",
+    "dermoscopy_segmenter_card",
+    "plot_reliability",
+    "plot_roc",
+    "write_model_card",
+]
 
 MODEL_CARD_FILE = "MODEL_CARD.md"
 RELIABILITY_FILE = "reliability.png"
@@ -270,3 +279,174 @@ def write_model_card(
     path = bundle_dir / MODEL_CARD_FILE
     atomic_write(path, text.encode())
     return path
+
+
+# ------------------------------------------------------------------ recipe (default) bundles
+
+
+def _recipe_header(manifest: BundleManifest, task: str, architecture: str) -> list[str]:
+    data = manifest.training_data
+    return [
+        f"# Model card: {manifest.name} {manifest.version}",
+        "",
+        _table(["field", "value"], [
+            ("task", task),
+            ("architecture", architecture),
+            ("initialisation", data.get("init")),
+            ("weights", f"fp16 safetensors, sha256 `{manifest.weights_sha256}`"),
+            ("weights licence", data.get("licence")),
+            ("created", manifest.created),
+        ]),
+        "",
+    ]
+
+
+def _rebuild(kind: str) -> list[str]:
+    return ["## Rebuild", "", "```sh",
+            f"dermq train dermoscopy-{kind} --data ../shared/data --out pipeline/bundles/dermoscopy-{kind}", "```", ""]
+
+
+def _record_rows(record: dict) -> tuple[list[tuple[object, ...]], list[tuple[object, ...]]]:
+    """Per-class rows and confusion rows of a manifest ``evaluation`` record."""
+    conf = record["confusion"]
+    cm = np.asarray(conf["counts"], dtype=int)
+    classes = conf["classes"]
+    per_class = []
+    for i, code in enumerate(classes):
+        tp, pos = int(cm[i, i]), int(cm[i].sum())
+        neg = int(cm.sum() - pos)
+        tn = int(neg - (cm[:, i].sum() - tp))
+        auroc = record["per_class"][code].get("auroc")
+        per_class.append((code, _display(code), pos, _ci(tp, pos), _ci(tn, neg), "n/a" if auroc is None else f"{auroc:.3f}"))
+    return per_class, [(c, *cm[i].tolist()) for i, c in enumerate(classes)]
+
+
+def _headline_rows(s: dict[str, float], prefix: str) -> list[tuple[object, ...]]:
+    def get(key: str, fmt: str = "{:.3f}") -> str:
+        value = s.get(f"{prefix}_{key}")
+        return "n/a" if value is None else fmt.format(value)
+
+    return [
+        ("images", get("images", "{:.0f}")),
+        ("accuracy", get("accuracy")),
+        ("balanced accuracy (mean per-class recall)", get("balanced_accuracy")),
+        ("macro-F1", get("macro_f1")),
+        ("melanoma AUROC (one-vs-rest)", get("melanoma_auroc")),
+        ("ECE, 15 bins (calibrated / uncalibrated)", f"{get('ece')} / {get('ece_uncalibrated')}"),
+    ]
+
+
+def dermoscopy_classifier_card(manifest: BundleManifest, history: Sequence[dict[str, float]]) -> str:
+    """The default classifier's card, from its manifest: scope, data, splits, every measured figure."""
+    data, s = manifest.training_data, manifest.summary_metrics
+    parts = data["split"]["parts"]
+    outputs = data["source"]["outputs"]
+    loss = data.get("loss", {})
+    lines = _recipe_header(
+        manifest, "classification of dermoscopic images into 7 lesion types",
+        f"{manifest.architecture} (EfficientNet-Lite0), input {manifest.input_size} px "
+        f"(trained at {data.get('train_input_size')} px), whole image resized",
+    ) + [
+        "## Scope",
+        "",
+        "- **Input:** dermoscopic images of single skin lesions, the kind in HAM10000 and the ISIC archive.",
+        "- **Output:** probabilities over 7 kinds of mostly pigmented lesions; dermq lists them among its whole",
+        "  catalogue, every other condition at 0.",
+        "- **Not validated** on clinical (non-dermoscopic) photographs, on skin of colour (the training images",
+        "  come from fair-skinned European and Australian populations), on children, or on any condition",
+        "  outside the 7 below. A report on an image the gate calls Clinical carries a warning.",
+        "- Research and engineering use; not a medical device; it must not make or rule out a diagnosis",
+        "  without a qualified clinician. The weights inherit HAM10000's **CC BY-NC-SA 4.0** licence",
+        "  (non-commercial); dermq's code stays Apache-2.0.",
+        "",
+        "## Outputs and ICD-11 coding",
+        "",
+        _table(["output", "ICD-11 code", "condition", "how it is coded"],
+               [(dx, code, _display(code), data["source"].get("label_notes", {}).get(dx) or "exact")
+                for code, dx in outputs.items()]),
+        "",
+        "## Data and splits",
+        "",
+        f"{data['split']['method']}; seed {data['seed']}. {data['split']['metrics_from']}.",
+        "",
+        _table(["split", "images", "lesions", "by class"],
+               [(name, p["images"], p["lesions"], ", ".join(f"{k} {v}" for k, v in p["by_class"].items())) for name, p in parts.items()]),
+        "",
+        f"Loss: {loss.get('kind')} weighted by (1 / class frequency)^{loss.get('class_weight_power')} against the "
+        f"imbalance ({loss.get('class_weights')}), label smoothing {loss.get('label_smoothing')}; "
+        f"the {loss.get('kept_epoch')} epoch's weights are shipped.",
+        f"Augmentation (any orientation, framing, aspect ratio, colour and exposure): {data.get('augmentation')}.",
+        "",
+        "## Held-out results",
+        "",
+        "Probabilities are calibrated by one temperature fitted on the calibration split "
+        f"(T = {manifest.temperature:.3f}); test and external images were never used for training, "
+        "model selection or calibration.",
+        "",
+        _table(["metric", "test: HAM10000 held-out lesions", "external: ISIC 2017 held-out images"],
+               [(a[0], a[1], b[1]) for a, b in zip(_headline_rows(s, "test"), _headline_rows(s, "external"))]),
+        "",
+        "Serving input size chosen on the calibration split (lowest NLL): "
+        + ", ".join(f"{k.rsplit('_', 1)[1]} px {v:.4f}" for k, v in s.items() if k.startswith("calibration_nll_at_")) + ".",
+        "",
+    ]
+    for title, record in manifest.evaluation.items():
+        if "confusion" not in record or title.startswith("calibration"):
+            continue
+        name = "test (HAM10000 held-out lesions)" if title == "validation" else title
+        per_class, confusion = _record_rows(record)
+        lines += [
+            f"### {name}: per class (operating point: the top-ranked class; 95 % Wilson intervals)",
+            "",
+            _table(["code", "condition", "support", "sensitivity", "specificity", "AUROC"], per_class),
+            "",
+            f"### {name}: confusion matrix (rows: true, columns: predicted)",
+            "",
+            _table(["true \\ predicted", *record["confusion"]["classes"]], confusion),
+            "",
+        ]
+    lines += [
+        "`performanceIndicator.sensitivity/specificity` in reports are the test split's figures for the",
+        "top-ranked condition (the manifest's `metrics`).",
+        "",
+        f"![reliability diagram (test)]({RELIABILITY_FILE})",
+        "",
+        f"![one-vs-rest ROC curves (test)]({ROC_FILE})",
+        "",
+    ]
+    return "\n".join(lines + _training_lines(manifest, history) + _rebuild("classifier"))
+
+
+def dermoscopy_segmenter_card(manifest: BundleManifest, history: Sequence[dict[str, float]]) -> str:
+    data, s = manifest.training_data, manifest.summary_metrics
+    parts = data["split"]["parts"]
+    rows = []
+    for label, key, fmt in (("images", "images", "{:.0f}"), ("mean Jaccard", "jaccard", "{:.3f}"),
+                            ("median Jaccard", "median_jaccard", "{:.3f}"),
+                            ("thresholded Jaccard (< 0.65 counts 0)", "thresholded_jaccard", "{:.3f}"),
+                            ("share of images with Jaccard < 0.5", "share_below_0_5", "{:.3f}"), ("mean Dice", "dice", "{:.3f}")):
+        rows.append((label, *(("n/a" if s.get(f"{p}_{key}") is None else fmt.format(s[f"{p}_{key}"])) for p in ("test", "external"))))
+    lines = _recipe_header(
+        manifest, "binary lesion segmentation of dermoscopic images",
+        f"{manifest.architecture} (U-Net decoder on an EfficientNet-Lite0 encoder), input {manifest.input_size} px",
+    ) + [
+        "## Scope",
+        "",
+        "Dermoscopic images of single lesions (HAM10000, ISIC). Not validated on clinical photographs, on",
+        "several lesions in one image, or on skin of colour. Research use; not a medical device.",
+        "",
+        "## Data and splits",
+        "",
+        f"{data['split']['method']}; seed {data['seed']}. {data['split']['metrics_from']}.",
+        "",
+        _table(["split", "images", "lesions"], [(name, p["images"], p["lesions"]) for name, p in parts.items()]),
+        "",
+        "## Held-out results",
+        "",
+        "Mask = probability ≥ 0.5 after stretching the network's output back to the image; scores per image,",
+        "at each image's own resolution, against the data set's masks.",
+        "",
+        _table(["metric", "test: HAM10000 held-out lesions", "external: ISIC 2017 held-out images"], rows),
+        "",
+    ]
+    return "\n".join(lines + _training_lines(manifest, history) + _rebuild("segmenter"))

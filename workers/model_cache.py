@@ -4,9 +4,13 @@ Where each model comes from, first match wins:
 
 - classifier: ``DERMQ_MODEL_DIR`` (a bundle on disk), the object store's selection
   (``dermq models use``), ``DERMQ_MODEL_BUNDLE`` (NAME@VERSION in object storage),
-  else deterministic untrained reference weights that every report declares as such;
+  else the trained dermoscopy classifier shipped in ``pipeline/bundles/``;
 - segmenter: ``DERMQ_SEGMENTER_DIR``, the selection, ``DERMQ_SEGMENTER_BUNDLE``, else
-  the classical CIELAB segmenter.
+  the shipped lesion segmenter, or the classical CIELAB segmenter when
+  ``DERMQ_SEGMENTER_METHOD=classical``.
+
+The shipped bundles are verified (sha256) like any other: a damaged one stops the
+worker with the reason rather than serving unknown weights.
 
 ``workers.runtime`` re-resolves the sources periodically and swaps models when
 they change; a bundle that fails verification is refused and the previous one
@@ -17,6 +21,7 @@ from __future__ import annotations
 
 import logging
 import shutil
+from pathlib import Path
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -25,7 +30,7 @@ import torch
 from dermq.settings import Settings
 from pipeline.catalogue import load_catalogue
 from pipeline.classify import Classifier
-from pipeline.models.bundle import BundleError, ModelBundle, load_bundle, reference_bundle
+from pipeline.models.bundle import SHIPPED_BUNDLES, BundleError, ModelBundle, load_bundle
 from pipeline.segmentation import ClassicalSegmenter, LearnedSegmenter, Segmenter
 from workers import model_registry
 from workers.model_registry import BundleRef, Task
@@ -46,7 +51,9 @@ class ModelSource:
     location: str | None = None
 
     def __str__(self) -> str:
-        return f"{self.kind}:{self.location}" if self.location else f"{self.kind} {self.task} default"
+        if self.kind == "builtin":
+            return f"builtin {self.task} default" + (f" ({Path(self.location).name})" if self.location else " (classical)")
+        return f"{self.kind}:{self.location}"
 
 
 def resolve_device(requested: str) -> torch.device:
@@ -65,14 +72,16 @@ def resolve_source(settings: Settings, store: ObjectStore, task: Task) -> ModelS
     ref = model_registry.selection(store).get(task) or configured
     if ref:
         return ModelSource(task, "published", str(BundleRef.parse(ref)))
-    return ModelSource(task, "builtin")
+    if task == "segmentation" and settings.segmenter_method == "classical":
+        return ModelSource(task, "builtin")
+    return ModelSource(task, "builtin", str(SHIPPED_BUNDLES[task]))
 
 
 def load_source_bundle(source: ModelSource, settings: Settings, store: ObjectStore) -> ModelBundle | None:
-    """The verified bundle behind ``source`` (None for a built-in default); raises ``BundleError``."""
-    if source.kind == "builtin":
+    """The verified bundle behind ``source`` (None for the classical segmenter); raises ``BundleError``."""
+    if source.kind == "builtin" and source.location is None:
         return None
-    if source.kind == "directory":
+    if source.kind in ("directory", "builtin"):
         bundle = load_bundle(source.location or "")
     else:
         ref = BundleRef.parse(source.location or "")
@@ -127,7 +136,9 @@ class LoadedSegmenter:
 
 def load_classifier_from(source: ModelSource, settings: Settings, store: ObjectStore) -> LoadedModel:
     catalogue = load_catalogue()
-    bundle = load_source_bundle(source, settings, store) or reference_bundle(catalogue.codes)
+    bundle = load_source_bundle(source, settings, store)
+    if bundle is None:
+        raise BundleError(f"{source} names no classifier bundle")
     unknown = [c for c in bundle.manifest.classes if c not in catalogue]
     if unknown:
         raise BundleError(f"{source}: classes not in the condition catalogue: {unknown[:5]}")

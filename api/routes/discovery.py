@@ -48,8 +48,11 @@ async def device_information(_: ClientDep, jobs: JobClientDep, settings: Setting
     return {
         "name": "dermq",
         "version": __version__,
-        "configuredModel": configured or "untrained reference weights (no bundle configured)",
-        "configuredSegmenter": segmenter or "classical CIELAB segmenter (no bundle configured)",
+        "configuredModel": configured or "shipped dermoscopy classifier (no bundle configured)",
+        "configuredSegmenter": segmenter or (
+            "classical CIELAB segmenter" if settings.segmenter_method == "classical"
+            else "shipped dermoscopy lesion segmenter (no bundle configured)"
+        ),
         "models": list(models.values()),
         "workers": workers,
     }

@@ -16,27 +16,39 @@ from dermq.client import DermqClient, diagnosis_body, find_images
 SAMPLE_DIR = Path(__file__).resolve().parents[2] / "tests" / "fixtures" / "isic2017-sample" / "images"
 
 
-def bare_forward_rate(images: list[Path], count: int) -> tuple[float, int]:
-    """Images/s of the worker's own classifier (preprocessed inputs, batches of DERMQ_BATCH_MAX_SIZE)."""
+def _forward_rate(classifier, images: list[Path], count: int, size: int) -> float:  # noqa: ANN001 (torch imported lazily)
     import numpy as np
     import torch
     from PIL import Image
 
-    from dermq.settings import get_settings
-    from workers.model_cache import load_classifier
-    from workers.storage import create_store
-
-    settings = get_settings()
-    classifier = load_classifier(settings, create_store(settings)).classifier
     tensors = [classifier.preprocess(np.asarray(Image.open(p).convert("RGB"))) for p in images]
-    size = settings.batch_max_size
     batch = torch.stack([tensors[i % len(tensors)] for i in range(size)])
     classifier.predict(batch)  # warm-up
     n, start = 0, time.perf_counter()
     while n < count:
         classifier.predict(batch)
         n += size
-    return n / (time.perf_counter() - start), size
+    return n / (time.perf_counter() - start)
+
+
+def bare_forward_rate(images: list[Path], count: int) -> tuple[float, float, int, str]:
+    """Images/s of the worker's own classifier and of the EfficientNet-B0 224-px reference
+    (same images, batches of DERMQ_BATCH_MAX_SIZE), and the served model's name."""
+    from dermq.settings import get_settings
+    from pipeline.catalogue import load_catalogue
+    from pipeline.classify import Classifier
+    from pipeline.models.bundle import reference_bundle
+    from workers.model_cache import load_classifier
+    from workers.storage import create_store
+
+    settings = get_settings()
+    loaded = load_classifier(settings, create_store(settings))
+    size = settings.batch_max_size
+    served = _forward_rate(loaded.classifier, images, count, size)
+    reference = Classifier.from_bundle(reference_bundle(load_catalogue().codes), device=loaded.classifier.device)
+    baseline = _forward_rate(reference, images, count, size)
+    m = loaded.bundle.manifest
+    return served, baseline, size, f"{m.name}@{m.version} ({m.architecture}, {m.input_size} px)"
 
 
 def end_to_end(client: DermqClient, images: list[Path], count: int, sync_requests: int) -> dict[str, float]:
@@ -86,7 +98,7 @@ def service(image_dir: Path | None, count: int, sync_requests: int, url: str | N
         raise click.ClickException("no images to benchmark with: pass --images DIR")
     console = Console()
     console.print(f"bare model forward pass on {len(images)} images...")
-    bare, batch_size = bare_forward_rate(images, max(count, 64))
+    bare, baseline, batch_size, served = bare_forward_rate(images, max(count, 64))
     if url:
         e2e = end_to_end(DermqClient(url, username=username, password=password), images, count, sync_requests)
     else:
@@ -104,7 +116,9 @@ def service(image_dir: Path | None, count: int, sync_requests: int, url: str | N
     table = Table(title="dermq bench (one run, same machine)")
     table.add_column("measure")
     table.add_column("value", justify="right")
-    table.add_row(f"bare forward (batch {batch_size})", f"{bare:.2f} images/s")
+    table.add_row(f"bare forward (batch {batch_size}): {served}", f"{bare:.2f} images/s")
+    table.add_row("bare forward: EfficientNet-B0 224 px reference", f"{baseline:.2f} images/s")
+    table.add_row("ratio served / B0 reference forward", f"{bare / baseline:.3f}")
     table.add_row(f"end to end ({e2e['succeeded']} images, batch call)", f"{e2e['rate']:.2f} images/s")
     table.add_row("ratio end-to-end / bare", f"{e2e['rate'] / bare:.3f}")
     table.add_row(f"sync request p50 ({sync_requests} requests)", f"{1000 * e2e['p50']:.0f} ms")

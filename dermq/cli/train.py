@@ -89,4 +89,66 @@ def segmenter(**fields: Any) -> None:
     _run("segmenter", fields)
 
 
+def _recipe_options(f: Callable[..., Any]) -> Callable[..., Any]:
+    """Flags of the default-model recipes; defaults are the shipped bundles' settings."""
+    options = [
+        click.option("--data", type=click.Path(exists=True, file_okay=False, path_type=Path), required=True,
+                     help="Folder holding ham10000/ (metadata.csv, images/, masks/) and isic2017/ (labels.csv, images/, masks/)."),
+        click.option("--out", type=click.Path(file_okay=False, path_type=Path), required=True, help="Bundle directory to write."),
+        click.option("--epochs", type=int, default=None, help="Default: the recipe's."),
+        click.option("--input-size", type=int, default=None, help="Training input side, px. Default: the recipe's."),
+        click.option("--batch-size", type=int, default=32, show_default=True),
+        click.option("--seed", type=int, default=0, show_default=True),
+        click.option("--resume", is_flag=True, help="Continue from OUT/.checkpoint/last.pt if present."),
+        click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True),
+        click.option("--workers", type=int, default=None, help="Data-loading processes (default: 0 on CPU, up to 8 on CUDA)."),
+        click.option("--quiet", "progress", flag_value=False, default=True, help="No progress bars."),
+    ]
+    for option in reversed(options):
+        f = option(f)
+    return f
+
+
+def _run_recipe(kind: str, fields: dict[str, Any]) -> None:
+    import time
+
+    from pipeline.models.bundle import BundleError
+    from training.dermoscopy import (
+        DermoscopyClassifierConfig,
+        DermoscopySegmenterConfig,
+        train_dermoscopy_classifier,
+        train_dermoscopy_segmenter,
+    )
+
+    fields = {k: v for k, v in fields.items() if v is not None}
+    began = time.perf_counter()
+    try:
+        if kind == "classifier":
+            result = train_dermoscopy_classifier(DermoscopyClassifierConfig(**fields))
+        else:
+            result = train_dermoscopy_segmenter(DermoscopySegmenterConfig(**fields))
+    except (ValueError, BundleError) as e:
+        raise click.ClickException(str(e)) from None
+    m = result.manifest
+    click.echo(f"wrote {m.task} bundle {m.name} {m.version} to {result.bundle_dir} in {time.perf_counter() - began:.0f} s "
+               f"({result.seconds_per_epoch:.0f} s/epoch)")
+    for key, value in m.summary_metrics.items():
+        click.echo(f"  {key:>32}: {value:g}")
+    click.echo(f"model card: {result.bundle_dir / 'MODEL_CARD.md'}")
+
+
+@train.command("dermoscopy-classifier")
+@_recipe_options
+def dermoscopy_classifier(**fields: Any) -> None:
+    """Rebuild the default classifier: EfficientNet-Lite0 from ImageNet on HAM10000 + ISIC 2017."""
+    _run_recipe("classifier", fields)
+
+
+@train.command("dermoscopy-segmenter")
+@_recipe_options
+def dermoscopy_segmenter(**fields: Any) -> None:
+    """Rebuild the default lesion segmenter: a Lite0-encoder U-Net on HAM10000 + ISIC 2017 masks."""
+    _run_recipe("segmenter", fields)
+
+
 __all__ = ["train"]

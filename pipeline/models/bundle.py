@@ -27,6 +27,8 @@ from safetensors.torch import save as st_save
 from torch import Tensor, nn
 
 from pipeline.models.efficientnet import efficientnet
+from pipeline.models.efficientnet_lite import efficientnet_lite0
+from pipeline.models.lite_unet import unet_lite0
 from pipeline.models.unet import unet
 
 __all__ = [
@@ -37,6 +39,8 @@ __all__ = [
     "IMAGENET_MEAN",
     "IMAGENET_STD",
     "REFERENCE_NAME",
+    "SHIPPED_BUNDLES",
+    "SHIPPED_DIR",
     "BundleError",
     "BundleManifest",
     "ClassMetrics",
@@ -55,6 +59,13 @@ FORMAT_VERSION = 1
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 REFERENCE_NAME = "dermq-reference-untrained"
+# The trained bundles served when nothing else is configured (rebuilt by
+# ``dermq train dermoscopy-classifier`` / ``dermoscopy-segmenter``; see docs/models.md).
+SHIPPED_DIR = Path(__file__).resolve().parent.parent / "bundles"
+SHIPPED_BUNDLES: dict[str, Path] = {
+    "classification": SHIPPED_DIR / "dermoscopy-classifier",
+    "segmentation": SHIPPED_DIR / "dermoscopy-segmenter",
+}
 # Fixed so the whole reference bundle (manifest included) is reproducible.
 _REFERENCE_CREATED = "1970-01-01T00:00:00+00:00"
 
@@ -68,7 +79,7 @@ class BundleError(Exception):
 ARCHITECTURES: dict[str, Callable[[int], nn.Module]] = {
     f"efficientnet_{v}": (lambda n, v=v: efficientnet(v, num_classes=n))
     for v in ("b0", "b1", "b2", "b3", "b4", "b5", "b6", "b7")
-} | {"unet": lambda n: unet(n)}
+} | {"efficientnet_lite0": lambda n: efficientnet_lite0(n), "unet": lambda n: unet(n), "unet_lite0": lambda n: unet_lite0(n)}
 
 
 def register_architecture(name: str, builder: Callable[[int], nn.Module]) -> None:
@@ -104,6 +115,8 @@ class BundleManifest(BaseModel):
     metrics: dict[str, ClassMetrics] = Field(default_factory=dict)
     summary_metrics: dict[str, float] = Field(default_factory=dict)
     training_data: dict[str, Any] = Field(default_factory=dict)
+    # Full evaluation records per data split (confusion matrix, per-class figures...).
+    evaluation: dict[str, Any] = Field(default_factory=dict)
     weights_sha256: str = Field(pattern=r"^[0-9a-f]{64}$")
     trained: bool
     created: str
@@ -313,6 +326,7 @@ def save_bundle(
     metrics: Mapping[str, ClassMetrics | Mapping[str, Any]] | None = None,
     summary_metrics: Mapping[str, float] | None = None,
     training_data: Mapping[str, Any] | None = None,
+    evaluation: Mapping[str, Any] | None = None,
     trained: bool = True,
     created: str | None = None,
 ) -> BundleManifest:
@@ -340,6 +354,7 @@ def save_bundle(
             metrics={k: ClassMetrics.model_validate(v) for k, v in (metrics or {}).items()},
             summary_metrics=dict(summary_metrics or {}),
             training_data=dict(training_data or {}),
+            evaluation=dict(evaluation or {}),
             weights_sha256=_sha256(weights),
             trained=trained,
             created=created or datetime.now(timezone.utc).isoformat(timespec="seconds"),

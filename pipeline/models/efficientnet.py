@@ -22,6 +22,8 @@ from functools import partial
 import torch
 from torch import Tensor, nn
 
+from pipeline.models.pooled import PooledClassifier
+
 __all__ = [
     "EfficientNet",
     "MBConvConfig",
@@ -225,7 +227,7 @@ class MBConv(nn.Module):
         return result
 
 
-class EfficientNet(nn.Module):
+class EfficientNet(PooledClassifier):
     """EfficientNet backbone + global average pooling + dropout/linear classifier."""
 
     def __init__(
@@ -269,45 +271,7 @@ class EfficientNet(nn.Module):
         )
         self.num_features = last_out
         self.num_classes = num_classes
-        self._init_weights()
-
-    def _init_weights(self) -> None:
-        for m in self.modules():
-            if isinstance(m, nn.Conv2d):
-                nn.init.kaiming_normal_(m.weight, mode="fan_out")
-                if m.bias is not None:
-                    nn.init.zeros_(m.bias)
-            elif isinstance(m, nn.BatchNorm2d):
-                nn.init.ones_(m.weight)
-                nn.init.zeros_(m.bias)
-            elif isinstance(m, nn.Linear):
-                bound = 1.0 / math.sqrt(m.out_features)
-                nn.init.uniform_(m.weight, -bound, bound)
-                nn.init.zeros_(m.bias)
-
-    @property
-    def head(self) -> nn.Linear:
-        head = self.classifier[1]
-        assert isinstance(head, nn.Linear)
-        return head
-
-    @property
-    def head_weight(self) -> Tensor:
-        """(num_classes, C) weight of the final linear layer, used for CAM."""
-        return self.head.weight
-
-    @property
-    def head_bias(self) -> Tensor:
-        """(num_classes,) bias of the final linear layer."""
-        return self.head.bias
-
-    def forward_features(self, x: Tensor) -> Tensor:
-        """Last feature map (N, C, h, w) — the input to global pooling."""
-        return self.features(x)
-
-    def forward(self, x: Tensor) -> Tensor:
-        x = self.avgpool(self.forward_features(x))
-        return self.classifier(torch.flatten(x, 1))
+        self.init_weights()
 
 
 def efficientnet(

@@ -19,7 +19,7 @@ from pipeline.catalogue import load_catalogue
 from pipeline.diagnosis import ImageInput, envelope
 from pipeline.masks import mask_attachments
 from pipeline.quality import QualityConfig, assess_media_validity
-from pipeline.segmentation import Segmenter
+from pipeline.segmentation import ClassicalSegmenter, Segmenter
 from pipeline.severity.signs import SIGNS, SignEstimate, estimate_signs
 from pipeline.severity.systems import SYSTEMS, ScoringSystem
 from pipeline.skin import skin_region
@@ -69,6 +69,9 @@ class SeverityPipeline:
     def __init__(self, segmenter: Segmenter, *, quality: QualityConfig, models: list[dict[str, Any]] | None = None,
                  mask_max_side: int = 512):
         self.segmenter = segmenter
+        # For images outside the learned segmenter's modality (clinical photographs of plaques and
+        # rashes under a dermoscopy-trained U-Net, say): the classical method, which needs no training.
+        self.fallback: Segmenter = ClassicalSegmenter()
         self.quality = quality
         self.models = models or []
         self.mask_max_side = mask_max_side
@@ -105,7 +108,7 @@ class SeverityPipeline:
             return result
         rgb = image.rgb
         result.validity = assess_media_validity(rgb, self.quality)
-        seg = self.segmenter.segment(rgb)
+        seg = self._segmenter_for(result.validity).segment(rgb)
         wanted = [item for item in system.ai_items() if item.code not in given]
         estimates = self._estimate(rgb, seg.binary, {item.sign for item in wanted if item.sign})
         detections = []
@@ -124,6 +127,12 @@ class SeverityPipeline:
         if detections:
             result.media["detection"] = detections
         return result
+
+    def _segmenter_for(self, validity: Mapping[str, Any]) -> Segmenter:
+        trained_on = getattr(self.segmenter, "modality", None)
+        if trained_on and validity["modality"]["value"] != trained_on:
+            return self.fallback
+        return self.segmenter
 
     @staticmethod
     def _estimate(rgb: np.ndarray, lesion: np.ndarray, signs: set[str]) -> dict[str, SignEstimate]:

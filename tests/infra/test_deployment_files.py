@@ -530,3 +530,22 @@ def test_alert_rules_use_exported_metric_names() -> None:
     assert used
     missing = {name for name in used if f'"{name}"' not in exporters}
     assert not missing, f"alerts use metrics that api/metrics.py and workers/metrics.py do not define: {missing}"
+
+
+def test_worker_image_ships_the_default_model_bundles(tmp_path: Path) -> None:
+    """The worker image installs the package non-editably (`pip install ".[worker]"` from a copy
+    of pipeline/): the shipped bundles must travel as package data, or workers have no model."""
+    import subprocess
+    import sys
+    import zipfile
+
+    copied = [args for keyword, args in _dockerfile_instructions(DOCKER / "worker.Dockerfile") if keyword == "COPY"]
+    assert any(args.split()[0] == "pipeline" for args in copied), copied
+    subprocess.run([sys.executable, "-m", "pip", "wheel", str(ROOT), "--no-deps", "--no-build-isolation", "-q",
+                    "-w", str(tmp_path)], check=True, capture_output=True, timeout=300)
+    (wheel,) = tmp_path.glob("dermq-*.whl")
+    names = set(zipfile.ZipFile(wheel).namelist())
+    for bundle in ("dermoscopy-classifier", "dermoscopy-segmenter"):
+        for file in ("manifest.json", "weights.safetensors", "MODEL_CARD.md"):
+            assert f"pipeline/bundles/{bundle}/{file}" in names, (bundle, file)
+    assert not any(".checkpoint" in name for name in names)

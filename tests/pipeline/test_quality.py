@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 from PIL import Image, ImageOps
 
+from support import synthetic_clinical_photo
 from pipeline.quality import (
     MEASURED,
     UNVALIDATED_CAP,
@@ -126,17 +127,6 @@ def test_non_skin_photographs_are_not_dermatological(name: str) -> None:
     assert not mv["domain"]["isDermatological"]
     assert mv["modality"]["value"] == "None" and not mv["isValid"]
     assert 50 <= mv["domain"]["additionalData"]["aiConfidence"]["value"] <= wilson_lower_bound(*MEASURED["domain"])
-
-
-def synthetic_clinical_photo() -> np.ndarray:
-    """A skin area with a lesion on a grey-blue table: the layout of a clinical (non-dermoscopic) photo."""
-    rng = np.random.default_rng(1)
-    scene = np.zeros((600, 800, 3), np.uint8)
-    scene[:] = (70, 90, 140)
-    scene = np.clip(scene + rng.normal(0, 6, scene.shape), 0, 255).astype(np.uint8)
-    cv2.ellipse(scene, (400, 300), (300, 220), 0, 0, 360, (224, 172, 140), -1)
-    cv2.circle(scene, (410, 300), 40, (120, 70, 50), -1)
-    return np.clip(scene + rng.normal(0, 4, scene.shape), 0, 255).astype(np.uint8)
 
 
 def test_synthetic_clinical_photo_is_clinical_and_dermatological() -> None:

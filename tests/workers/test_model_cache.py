@@ -13,10 +13,37 @@ from workers.storage import LocalObjectStore
 
 from support import demo_bundle as small_bundle
 
-def test_default_is_the_untrained_reference(tmp_path: Path) -> None:
+def test_default_is_the_shipped_trained_classifier(tmp_path: Path) -> None:
     loaded = model_cache.load_classifier(Settings(data_dir=tmp_path, device="cpu"), LocalObjectStore(tmp_path / "o"))
-    assert loaded.describe()["trained"] is False and loaded.describe()["device"] == "cpu"
-    assert str(loaded.source) == "builtin classification default"
+    info = loaded.describe()
+    assert info["trained"] is True and info["device"] == "cpu"
+    assert (info["name"], info["architecture"]) == ("dermq-dermoscopy-classifier", "efficientnet_lite0")
+    assert str(loaded.source) == "builtin classification default (dermoscopy-classifier)"
+
+
+def test_default_segmenter_is_the_shipped_unet_unless_classical_is_asked_for(tmp_path: Path) -> None:
+    store = LocalObjectStore(tmp_path / "o")
+    learned = model_cache.load_segmenter_from(
+        model_cache.resolve_source(Settings(data_dir=tmp_path), store, "segmentation"), Settings(data_dir=tmp_path, device="cpu"), store)
+    assert learned.describe()["trained"] is True and learned.describe()["architecture"] == "unet_lite0"
+    classical = model_cache.resolve_source(Settings(data_dir=tmp_path, segmenter_method="classical"), store, "segmentation")
+    assert str(classical) == "builtin segmentation default (classical)"
+
+
+def test_damaged_shipped_bundle_is_refused_not_replaced(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import shutil
+
+    from pipeline.models import bundle as bundle_module
+
+    copy = tmp_path / "dermoscopy-classifier"
+    shutil.copytree(bundle_module.SHIPPED_BUNDLES["classification"], copy)
+    weights = copy / "weights.safetensors"
+    data = bytearray(weights.read_bytes())
+    data[-1] ^= 0xFF
+    weights.write_bytes(bytes(data))
+    monkeypatch.setitem(model_cache.SHIPPED_BUNDLES, "classification", copy)
+    with pytest.raises(BundleError, match="sha256"):
+        model_cache.load_classifier(Settings(data_dir=tmp_path, device="cpu"), LocalObjectStore(tmp_path / "o"))
 
 
 def test_sources_in_order_of_precedence(tmp_path: Path) -> None:
@@ -29,7 +56,7 @@ def test_sources_in_order_of_precedence(tmp_path: Path) -> None:
     assert str(model_cache.resolve_source(settings, store, "classification")) == "published:demo@2"
     on_disk = Settings(data_dir=tmp_path, model_dir=tmp_path / "b1")
     assert model_cache.resolve_source(on_disk, store, "classification").kind == "directory"
-    assert str(model_cache.resolve_source(settings, store, "segmentation")) == "builtin segmentation default"
+    assert str(model_cache.resolve_source(settings, store, "segmentation")) == "builtin segmentation default (dermoscopy-segmenter)"
 
 
 def test_bundle_from_object_storage(tmp_path: Path) -> None:

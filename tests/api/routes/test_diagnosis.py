@@ -10,7 +10,10 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from pipeline.models.bundle import SHIPPED_BUNDLES, load_bundle
 from support import SAMPLE_IMAGES, attachment
+
+SHIPPED_CLASSIFIER = load_bundle(SHIPPED_BUNDLES["classification"]).manifest
 
 pytestmark = pytest.mark.slow
 
@@ -36,14 +39,21 @@ def test_single_image_report_has_every_documented_field(api) -> None:
     assert rep["category"][0]["coding"][0]["code"] == "IMG"
     assert rep["code"]["coding"][0]["code"] == "100063-7"
     assert set(rep["performanceIndicator"]) == {"sensitivity", "specificity", "entropy"}
-    # The untrained reference model has no validation metrics: say so rather than invent them.
-    assert rep["performanceIndicator"]["sensitivity"] is None
-    assert any("untrained" in w for w in rep["warnings"])
+    # The shipped trained classifier: the top condition's measured held-out figures, no untrained warning.
+    top = rep["conclusion"][0]["code"]["coding"][0]["code"]
+    measured = SHIPPED_CLASSIFIER.metrics[top]
+    assert rep["performanceIndicator"]["sensitivity"] == measured.sensitivity
+    assert rep["performanceIndicator"]["specificity"] == measured.specificity
+    assert "warnings" not in rep
     assert set(rep["clinicalIndicator"]) == {"hasCondition", "pigmentedLesion", "malignancy", "urgentReferral",
                                              "highPriorityReferral"}
     conditions = api.get("/conditions").json()
     conclusion = rep["conclusion"]
+    # The whole catalogue, the conditions the model does not cover at 0.
     assert len(conclusion) == len(conditions)
+    covered = {c["code"]["coding"][0]["code"] for c in conclusion if c["probability"] > 0}
+    assert covered <= set(SHIPPED_CLASSIFIER.classes) and len(covered) >= 2
+    assert all(c["probability"] == 0 for c in conclusion[len(SHIPPED_CLASSIFIER.classes):])
     probs = [c["probability"] for c in conclusion]
     assert probs == sorted(probs, reverse=True)
     assert math.isclose(sum(probs), 100.0, abs_tol=1e-6)

@@ -21,11 +21,16 @@ def test_metrics_exposes_latency_queue_depth_and_jobs(service, api) -> None:
     assert "dermq_workers" in text
 
 
-def test_device_information_declares_untrained_reference_weights(api) -> None:
+def test_device_information_names_the_shipped_trained_models(api) -> None:
+    from pipeline.models.bundle import SHIPPED_BUNDLES, load_bundle
+
     info = api.get("/device-information").json()
     assert info["name"] == "dermq" and info["version"]
-    assert info["models"] and info["models"][0]["trained"] is False
-    assert len(info["models"][0]["sha256"]) == 64
+    by_task = {m["task"]: m for m in info["models"]}
+    for task in ("classification", "segmentation"):
+        shipped = load_bundle(SHIPPED_BUNDLES[task]).manifest
+        assert by_task[task]["trained"] is True
+        assert (by_task[task]["name"], by_task[task]["sha256"]) == (shipped.name, shipped.weights_sha256)
     assert info["workers"][0]["device"] == "cpu"
 
 

@@ -9,7 +9,8 @@ from PIL import Image
 from pipeline.diagnosis import ImageInput
 from pipeline.phantoms import make_phantom
 from pipeline.quality import QualityConfig
-from pipeline.segmentation import ClassicalSegmenter
+from pipeline.models.bundle import SHIPPED_BUNDLES, load_bundle
+from pipeline.segmentation import ClassicalSegmenter, LearnedSegmenter
 from pipeline.severity.assessment import SeverityPipeline
 from pipeline.severity.systems import SYSTEMS
 
@@ -75,3 +76,13 @@ def test_manual_and_global(pipeline: SeverityPipeline) -> None:
     shares = [s["score"]["additionalData"]["globalScoreContribution"]["value"] for s in entry["bodySite"]]
     assert sum(shares) == pytest.approx(entry["score"]["value"], abs=0.1)
     assert all("mediaValidity" in s and "maskRaw" in s["media"]["attachment"] for s in entry["bodySite"])
+
+
+def test_learned_segmenter_serves_only_the_modality_it_was_trained_on() -> None:
+    learned = LearnedSegmenter.from_bundle(load_bundle(SHIPPED_BUNDLES["segmentation"]))
+    assert learned.modality == "Dermoscopic"
+    pipeline = SeverityPipeline(learned, quality=QualityConfig())
+    assert pipeline._segmenter_for({"modality": {"value": "Dermoscopic"}}) is learned
+    assert isinstance(pipeline._segmenter_for({"modality": {"value": "Clinical"}}), ClassicalSegmenter)
+    classical = SeverityPipeline(ClassicalSegmenter(), quality=QualityConfig())
+    assert classical._segmenter_for({"modality": {"value": "Dermoscopic"}}) is classical.segmenter
