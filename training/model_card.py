@@ -135,10 +135,12 @@ def _training_lines(manifest: BundleManifest, history: Sequence[dict[str, float]
         "## Training",
         "",
         (
-            f"{len(history)} epochs run (best validation loss at epoch {int(s.get('best_epoch', 0))}), "
-            f"{s.get('seconds_per_epoch', 0):.1f} s per epoch. AdamW with linear warm-up and cosine decay;"
+            f"{len(history)} epochs run, {s.get('seconds_per_epoch', 0):.1f} s per epoch. AdamW with linear "
+            "warm-up and cosine decay;"
         ),
-        "early stopping on validation loss; the best epoch's weights are the bundle's.",
+        "no early stopping; the last epoch's weights are the bundle's."
+        if manifest.training_data.get("loss", {}).get("kept_epoch") == "last"
+        else f"early stopping on validation loss; the best epoch's weights (epoch {int(s.get('best_epoch', 0))}) are the bundle's.",
         "",
         _table(
             ["epoch", "train loss", "val loss", "seconds"],
@@ -373,7 +375,7 @@ def dermoscopy_classifier_card(manifest: BundleManifest, history: Sequence[dict[
                [(name, p["images"], p["lesions"], ", ".join(f"{k} {v}" for k, v in p["by_class"].items())) for name, p in parts.items()]),
         "",
         f"Loss: {loss.get('kind')} weighted by (1 / class frequency)^{loss.get('class_weight_power')} against the "
-        f"imbalance ({loss.get('class_weights')}), label smoothing {loss.get('label_smoothing')}; "
+        f"imbalance ({loss.get('class_weights')}); "
         f"the {loss.get('kept_epoch')} epoch's weights are shipped.",
         f"Augmentation (any orientation, framing, aspect ratio, colour and exposure): {data.get('augmentation')}.",
         "",
@@ -425,7 +427,8 @@ def dermoscopy_segmenter_card(manifest: BundleManifest, history: Sequence[dict[s
                             ("median Jaccard", "median_jaccard", "{:.3f}"),
                             ("thresholded Jaccard (< 0.65 counts 0)", "thresholded_jaccard", "{:.3f}"),
                             ("share of images with Jaccard < 0.5", "share_below_0_5", "{:.3f}"), ("mean Dice", "dice", "{:.3f}")):
-        rows.append((label, *(("n/a" if s.get(f"{p}_{key}") is None else fmt.format(s[f"{p}_{key}"])) for p in ("test", "external"))))
+        rows.append((label, *(("n/a" if s.get(f"{p}_{key}") is None else fmt.format(s[f"{p}_{key}"]))
+                              for p in ("test", "classical_test", "external", "classical_external"))))
     lines = _recipe_header(
         manifest, "binary lesion segmentation of dermoscopic images",
         f"{manifest.architecture} (U-Net decoder on an EfficientNet-Lite0 encoder), input {manifest.input_size} px",
@@ -446,7 +449,10 @@ def dermoscopy_segmenter_card(manifest: BundleManifest, history: Sequence[dict[s
         "Mask = probability ≥ 0.5 after stretching the network's output back to the image; scores per image,",
         "at each image's own resolution, against the data set's masks.",
         "",
-        _table(["metric", "test: HAM10000 held-out lesions", "external: ISIC 2017 held-out images"], rows),
+        _table(["metric", "test: HAM10000 held-out lesions", "classical method, same images",
+                "external: ISIC 2017 held-out images", "classical method, same images"], rows),
+        "",
+        "The classical method is dermq's training-free CIELAB segmenter (`DERMQ_SEGMENTER_METHOD=classical`).",
         "",
     ]
     return "\n".join(lines + _training_lines(manifest, history) + _rebuild("segmenter"))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import json
 import shutil
 from collections import Counter
 from pathlib import Path
@@ -16,6 +17,7 @@ from pipeline.models.bundle import IMAGENET_MEAN, IMAGENET_STD
 from pipeline.phantoms import export_dataset
 from training.augment import AugmentConfig, augment
 from training.data import (
+    LABEL_MAP_DIR,
     ClassificationDataset,
     DatasetError,
     SegmentationDataset,
@@ -49,12 +51,17 @@ def test_label_map_notes_approximations_and_refuses_unmapped_labels(tmp_path: Pa
     rows = [{"image": image, "dx": dx} for dx in ["bkl", "bkl", "nv", "nv", "df"]]
     csv_path = _write_csv(tmp_path / "ham.csv", rows)
     isic = load_label_map("isic")
+    assert "group" in find_classification_samples(csv_path, label_map=isic).source["label_notes"]["bkl"]
+    # A map may know a label yet have no catalogue condition for it (code null).
+    mapping = json.loads((LABEL_MAP_DIR / "isic.json").read_text())
+    mapping["name"], mapping["labels"]["df"] = "isic-without-df", {"code": None, "note": "left out"}
+    (tmp_path / "map.json").write_text(json.dumps(mapping))
+    without_df = load_label_map(tmp_path / "map.json")
     with pytest.raises(DatasetError, match=r"df \(1 images\).*--drop-unmapped"):
-        find_classification_samples(csv_path, label_map=isic)
-    samples = find_classification_samples(csv_path, label_map=isic, drop_unmapped=True)
+        find_classification_samples(csv_path, label_map=without_df)
+    samples = find_classification_samples(csv_path, label_map=without_df, drop_unmapped=True)
     assert samples.classes == ["2F20", "2F21.0"]
     assert samples.source["dropped_unmapped"] == {"df": 1}
-    assert "group" in samples.source["label_notes"]["bkl"]
 
     _write_csv(csv_path, rows + [{"image": image, "dx": "pemphigus-like"}])
     with pytest.raises(DatasetError, match="not in label map 'isic'"):

@@ -23,7 +23,8 @@ def test_reload_picks_up_the_selection_and_refuses_corrupt_bundles(tmp_path: Pat
     rt = WorkerRuntime(Settings(data_dir=tmp_path, device="cpu", batch_max_wait_ms=0))
     store = rt.store
     first = rt.models
-    assert first.classifier.bundle.manifest.trained is False
+    assert first.classifier.bundle.manifest.trained is True  # the shipped default
+    assert first.classifier.bundle.manifest.name == "dermq-dermoscopy-classifier"
     assert rt.reload_models() is False  # nothing changed
 
     model_registry.publish(store, demo_bundle(tmp_path / "v1"))
