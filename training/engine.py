@@ -22,7 +22,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 import torch
 from pydantic import BaseModel, ConfigDict, Field
@@ -104,6 +104,9 @@ class TrainConfig(BaseModel):
     workers: int | None = Field(default=None, ge=0)  # data-loading processes; None: 0 on CPU, up to 8 on CUDA
     progress: bool = True
 
+    # Subclass fields that only steer evaluation after training (a resume may change them).
+    evaluation_only: ClassVar[frozenset[str]] = frozenset()
+
     def default_name(self, kind: str) -> str:
         root = self.data.parent if self.data.is_file() else self.data
         return self.name or f"{root.resolve().name or 'dermq'}-{kind}"
@@ -183,7 +186,7 @@ def _save_checkpoint(path: Path, state: dict[str, Any]) -> None:
     atomic_write(path, buffer.getvalue())
 
 
-def _load_checkpoint(path: Path, fingerprint: dict[str, Any]) -> dict[str, Any]:
+def _load_checkpoint(path: Path, fingerprint: dict[str, Any], ignore: frozenset[str] = frozenset()) -> dict[str, Any]:
     try:
         # weights_only: a checkpoint is data, never code to unpickle.
         state = torch.load(path, map_location="cpu", weights_only=True)
@@ -191,7 +194,7 @@ def _load_checkpoint(path: Path, fingerprint: dict[str, Any]) -> dict[str, Any]:
         raise CheckpointError(f"cannot read checkpoint {path}: {e}") from None
     if state.get("format") != _CHECKPOINT_FORMAT:
         raise CheckpointError(f"{path} has checkpoint format {state.get('format')}, expected {_CHECKPOINT_FORMAT}")
-    old = state["fingerprint"]
+    old = {k: v for k, v in state["fingerprint"].items() if k not in ignore}
     changed = sorted(k for k in set(old) | set(fingerprint) if old.get(k) != fingerprint.get(k))
     if changed:
         diffs = "; ".join(f"{k}: {old.get(k)!r} -> {fingerprint.get(k)!r}" for k in changed)
@@ -258,7 +261,7 @@ def fit(
     # channels-last: the layout oneDNN (CPU) and cuDNN (tensor cores) run convolutions in
     # fastest; ~1.5x faster training of the depthwise-heavy EfficientNets on CPU.
     model.to(device, memory_format=torch.channels_last)
-    fingerprint = config.model_dump(mode="json", exclude=_NOT_FINGERPRINTED) | fingerprint
+    fingerprint = config.model_dump(mode="json", exclude=_NOT_FINGERPRINTED | config.evaluation_only) | fingerprint
     generator = torch.Generator()
     train_loader = _loader(train_set, config, device, True, generator)
     val_loader = _loader(val_set, config, device, False, None)
@@ -271,7 +274,7 @@ def fit(
     history: list[dict[str, float]] = []
     best_loss, best_epoch, best_state, bad_epochs, start, stopped = math.inf, 0, None, 0, 0, False
     if config.resume and ckpt_path.is_file():
-        state = _load_checkpoint(ckpt_path, fingerprint)
+        state = _load_checkpoint(ckpt_path, fingerprint, config.evaluation_only)
         model.load_state_dict(state["model"])
         optimizer.load_state_dict(state["optimizer"])
         scheduler.load_state_dict(state["scheduler"])
