@@ -13,7 +13,7 @@ Splits (all seeded):
 
 * HAM10000 is split **by lesion** (several images show the same lesion; an image-level
   split would leak it into the held-out set), stratified by diagnosis:
-  ``train`` / ``calibration`` (best epoch, temperature, input size) / ``test`` (reported).
+  ``train`` / ``calibration`` (temperature, serving input size) / ``test`` (reported).
 * ISIC 2017 is split by image (one image per lesion there): a share joins training, the
   rest is the external check, never seen in training or calibration.
 
@@ -25,7 +25,6 @@ which says how a diagnosis that covers several ICD-11 entities is coded).
 from __future__ import annotations
 
 import csv
-import logging
 from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
@@ -38,36 +37,33 @@ from pydantic import Field
 from torch import Tensor, nn
 from torch.utils.data import DataLoader
 
-from pipeline.models.bundle import ARCHITECTURES
-from pipeline.models.efficientnet_lite import LITE_MEAN, LITE_STD, convert_efficientnet_pytorch_state
-from training.augment import AugmentConfig
 from pipeline.classify import preprocess_image
+from pipeline.fileio import atomic_write
+from pipeline.models.efficientnet_lite import LITE_MEAN, LITE_STD, convert_efficientnet_pytorch_state
 from pipeline.segmentation import THRESHOLD as SEGMENTATION_THRESHOLD
 from pipeline.segmentation import ClassicalSegmenter, resize_probability
+from training.augment import AugmentConfig
 from training.data import ClassificationDataset, DatasetError, SegmentationDataset, load_label_map, read_mask, read_rgb
-from pipeline.fileio import atomic_write
 from training.engine import TrainConfig, TrainResult, build_model, file_list_digest, fit, publish, round_to_half
-from training.model_card import MODEL_CARD_FILE, dermoscopy_classifier_card, dermoscopy_segmenter_card
 from training.evaluation import ClassificationEvaluation, SegmentationEvaluation, dice_jaccard, evaluate_classifier
+from training.model_card import MODEL_CARD_FILE, dermoscopy_classifier_card, dermoscopy_segmenter_card
 from training.segmenter import LESION_CLASS, bce_dice_loss
 
 __all__ = [
+    "GUARD_PER_CLASS",
     "HAM_CLASSES",
     "DermoscopyClassifierConfig",
     "DermoscopySegmenterConfig",
     "Record",
-    "imagenet_lite0_state",
-    "GUARD_PER_CLASS",
-    "guard_slice",
-    "load_records",
     "classical_scores",
+    "guard_slice",
+    "imagenet_lite0_state",
+    "load_records",
     "segmentation_scores",
     "split_records",
     "train_dermoscopy_classifier",
     "train_dermoscopy_segmenter",
 ]
-
-log = logging.getLogger(__name__)
 
 # Output order of the classifier: HAM10000's ``dx`` codes, alphabetical (fixed forever:
 # it is the order of the bundle's classes).
@@ -460,6 +456,3 @@ def train_dermoscopy_segmenter(config: DermoscopySegmenterConfig) -> TrainResult
     )
     atomic_write(config.out / MODEL_CARD_FILE, dermoscopy_segmenter_card(result.manifest, result.history).encode())
     return result
-
-
-assert "efficientnet_lite0" in ARCHITECTURES and "unet_lite0" in ARCHITECTURES

@@ -9,36 +9,67 @@ from typing import Any
 import click
 
 
-def _common_options(default_size: int, default_epochs: int) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
-    """Flags shared by both trainers; their names are the config fields."""
-    options = [
-        click.option("--data", type=click.Path(exists=True, path_type=Path), required=True,
-                     help="Image folder (DIR/<label>/*.jpg), a directory with labels.csv, or a CSV file."),
-        click.option("--out", type=click.Path(file_okay=False, path_type=Path), required=True, help="Bundle directory to write."),
-        click.option("--epochs", type=int, default=default_epochs, show_default=True),
-        click.option("--input-size", type=int, default=default_size, show_default=True, help="Side of the square network input, px."),
-        click.option("--batch-size", type=int, default=32, show_default=True),
-        click.option("--lr", type=float, default=1e-3, show_default=True, help="Peak AdamW learning rate."),
-        click.option("--weight-decay", type=float, default=0.05, show_default=True),
-        click.option("--warmup-epochs", type=float, default=1.0, show_default=True),
-        click.option("--val-fraction", type=float, default=0.2, show_default=True),
-        click.option("--seed", type=int, default=0, show_default=True),
-        click.option("--patience", type=int, default=5, show_default=True, help="Stop after this many epochs without val-loss improvement (0: never)."),
-        click.option("--no-augment", "augment", flag_value=False, default=True, help="Train on unaugmented images."),
-        click.option("--resume", is_flag=True, help="Continue from OUT/.checkpoint/last.pt if present."),
-        click.option("--name", default=None, help="Bundle name (default: data folder name + task)."),
-        click.option("--version", default="1", show_default=True, help="Bundle version string."),
-        click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True),
-        click.option("--workers", type=int, default=None, help="Data-loading processes (default: 0 on CPU, up to 8 on CUDA)."),
-        click.option("--quiet", "progress", flag_value=False, default=True, help="No progress bars."),
-    ]
+# Flags every trainer takes the same way; their names are the config fields.
+_OUT = click.option("--out", type=click.Path(file_okay=False, path_type=Path), required=True, help="Bundle directory to write.")
+_RUN_OPTIONS = [
+    click.option("--batch-size", type=int, default=32, show_default=True),
+    click.option("--seed", type=int, default=0, show_default=True),
+    click.option("--resume", is_flag=True, help="Continue from OUT/.checkpoint/last.pt if present."),
+    click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True),
+    click.option("--workers", type=int, default=None, help="Data-loading processes (default: 0 on CPU, up to 8 on CUDA)."),
+    click.option("--quiet", "progress", flag_value=False, default=True, help="No progress bars."),
+]
 
+
+def _with(options: list[Callable[[Callable[..., Any]], Callable[..., Any]]]) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
     def decorate(f: Callable[..., Any]) -> Callable[..., Any]:
         for option in reversed(options):
             f = option(f)
         return f
 
     return decorate
+
+
+def _common_options(default_size: int, default_epochs: int) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """Flags of the trainers for your own data."""
+    return _with([
+        click.option("--data", type=click.Path(exists=True, path_type=Path), required=True,
+                     help="Image folder (DIR/<label>/*.jpg), a directory with labels.csv, or a CSV file."),
+        _OUT,
+        click.option("--epochs", type=int, default=default_epochs, show_default=True),
+        click.option("--input-size", type=int, default=default_size, show_default=True, help="Side of the square network input, px."),
+        click.option("--lr", type=float, default=1e-3, show_default=True, help="Peak AdamW learning rate."),
+        click.option("--weight-decay", type=float, default=0.05, show_default=True),
+        click.option("--warmup-epochs", type=float, default=1.0, show_default=True),
+        click.option("--val-fraction", type=float, default=0.2, show_default=True),
+        click.option("--patience", type=int, default=5, show_default=True, help="Stop after this many epochs without val-loss improvement (0: never)."),
+        click.option("--no-augment", "augment", flag_value=False, default=True, help="Train on unaugmented images."),
+        click.option("--name", default=None, help="Bundle name (default: data folder name + task)."),
+        click.option("--version", default="1", show_default=True, help="Bundle version string."),
+        *_RUN_OPTIONS,
+    ])
+
+
+# The default-model recipes: their own defaults are the shipped bundles' settings.
+_recipe_options = _with([
+    click.option("--data", type=click.Path(exists=True, file_okay=False, path_type=Path), required=True,
+                 help="Folder holding ham10000/ (metadata.csv, images/, masks/) and isic2017/ (labels.csv, images/, masks/)."),
+    _OUT,
+    click.option("--epochs", type=int, default=None, help="Default: the recipe's."),
+    click.option("--input-size", type=int, default=None, help="Training input side, px. Default: the recipe's."),
+    *_RUN_OPTIONS,
+])
+
+
+def _report(result: Any, header: str) -> None:  # noqa: ANN401 (training.engine.TrainResult, imported lazily)
+    m = result.manifest
+    click.echo(f"wrote {m.task} bundle {m.name} {m.version} to {result.bundle_dir} {header}")
+    width = max(map(len, m.summary_metrics), default=0)
+    for key, value in m.summary_metrics.items():
+        click.echo(f"  {key:>{width}}: {value:g}")
+    if m.task == "classification":
+        click.echo(f"  {'temperature':>{width}}: {m.temperature:.3f}")
+    click.echo(f"model card: {result.bundle_dir / 'MODEL_CARD.md'}")
 
 
 def _run(kind: str, fields: dict[str, Any]) -> None:
@@ -54,13 +85,7 @@ def _run(kind: str, fields: dict[str, Any]) -> None:
             result = train_segmenter(SegmenterTrainConfig(**fields))
     except (ValueError, BundleError) as e:  # data, label-map, checkpoint and config problems
         raise click.ClickException(str(e)) from None
-    m = result.manifest
-    click.echo(f"wrote {m.task} bundle {m.name} {m.version} to {result.bundle_dir} ({len(m.classes)} classes)")
-    for key, value in m.summary_metrics.items():
-        click.echo(f"  {key:>18}: {value:g}")
-    if m.task == "classification":
-        click.echo(f"  {'temperature':>18}: {m.temperature:.3f}")
-    click.echo(f"model card: {result.bundle_dir / 'MODEL_CARD.md'}")
+    _report(result, f"({len(result.manifest.classes)} classes)")
 
 
 @click.group()
@@ -89,26 +114,6 @@ def segmenter(**fields: Any) -> None:
     _run("segmenter", fields)
 
 
-def _recipe_options(f: Callable[..., Any]) -> Callable[..., Any]:
-    """Flags of the default-model recipes; defaults are the shipped bundles' settings."""
-    options = [
-        click.option("--data", type=click.Path(exists=True, file_okay=False, path_type=Path), required=True,
-                     help="Folder holding ham10000/ (metadata.csv, images/, masks/) and isic2017/ (labels.csv, images/, masks/)."),
-        click.option("--out", type=click.Path(file_okay=False, path_type=Path), required=True, help="Bundle directory to write."),
-        click.option("--epochs", type=int, default=None, help="Default: the recipe's."),
-        click.option("--input-size", type=int, default=None, help="Training input side, px. Default: the recipe's."),
-        click.option("--batch-size", type=int, default=32, show_default=True),
-        click.option("--seed", type=int, default=0, show_default=True),
-        click.option("--resume", is_flag=True, help="Continue from OUT/.checkpoint/last.pt if present."),
-        click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True),
-        click.option("--workers", type=int, default=None, help="Data-loading processes (default: 0 on CPU, up to 8 on CUDA)."),
-        click.option("--quiet", "progress", flag_value=False, default=True, help="No progress bars."),
-    ]
-    for option in reversed(options):
-        f = option(f)
-    return f
-
-
 def _run_recipe(kind: str, fields: dict[str, Any]) -> None:
     import time
 
@@ -129,12 +134,7 @@ def _run_recipe(kind: str, fields: dict[str, Any]) -> None:
             result = train_dermoscopy_segmenter(DermoscopySegmenterConfig(**fields))
     except (ValueError, BundleError) as e:
         raise click.ClickException(str(e)) from None
-    m = result.manifest
-    click.echo(f"wrote {m.task} bundle {m.name} {m.version} to {result.bundle_dir} in {time.perf_counter() - began:.0f} s "
-               f"({result.seconds_per_epoch:.0f} s/epoch)")
-    for key, value in m.summary_metrics.items():
-        click.echo(f"  {key:>32}: {value:g}")
-    click.echo(f"model card: {result.bundle_dir / 'MODEL_CARD.md'}")
+    _report(result, f"in {time.perf_counter() - began:.0f} s ({result.seconds_per_epoch:.0f} s/epoch)")
 
 
 @train.command("dermoscopy-classifier")

