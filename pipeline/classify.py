@@ -17,6 +17,7 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
+from pipeline.gate import GATE_CLASSES, GATE_HEAD, pooled_statistics
 from pipeline.models.bundle import BundleError, BundleManifest, ModelBundle
 
 __all__ = ["Classifier", "ClassifierOutput", "preprocess_image"]
@@ -27,6 +28,7 @@ class ClassifierOutput:
     probs: np.ndarray  # (C,) float64, softmax(logits / temperature), sums to 1
     cams: np.ndarray  # (C, h, w) float32, W @ F per location (bias excluded)
     logits: np.ndarray  # (C,) float64, raw (pre-temperature) logits
+    gate: np.ndarray | None = None  # (3,) calibrated image-gate probabilities (GATE_CLASSES), if the bundle has the head
 
 
 def preprocess_image(
@@ -59,7 +61,13 @@ def preprocess_image(
 class Classifier:
     """A bundle's network on a device, ready for batched inference."""
 
-    def __init__(self, manifest: BundleManifest, module: nn.Module, device: str | torch.device = "cpu") -> None:
+    def __init__(
+        self,
+        manifest: BundleManifest,
+        module: nn.Module,
+        device: str | torch.device = "cpu",
+        gate: tuple[Tensor, Tensor] | None = None,
+    ) -> None:
         if manifest.task != "classification":
             raise BundleError(f"bundle {manifest.name} is a {manifest.task} model, not a classifier")
         for attr in ("forward_features", "head_weight", "head_bias"):
@@ -71,39 +79,85 @@ class Classifier:
         # channels-last: oneDNN's and cuDNN's fastest convolution layout (about 1.5x on CPU here).
         self.module = module.to(self.device, memory_format=torch.channels_last).eval()
         self.temperature = float(manifest.temperature)
+        # The image gate reads statistics of feature maps this same forward pass computes.
+        self.gate_weight: Tensor | None = None
+        self.gate_bias: Tensor | None = None
+        self.gate_temperature = 1.0
+        self.gate_taps: list[int] = []
+        self.gate_pooling: list[str] = ["mean"]
+        if gate is not None:
+            spec = manifest.heads[GATE_HEAD]
+            self.gate_taps, self.gate_pooling = list(spec.taps), list(spec.pooling)
+            weight, bias = gate
+            with torch.inference_mode():
+                width = self.head_inputs(torch.zeros(1, 3, 64, 64), self.gate_taps, self.gate_pooling).shape[1]
+            if tuple(weight.shape) != (len(GATE_CLASSES), width):
+                raise BundleError(f"image gate head has shape {tuple(weight.shape)}; its taps {self.gate_taps} "
+                                  f"with {self.gate_pooling} pooling give {(len(GATE_CLASSES), width)}")
+            self.gate_weight = weight.float().to(self.device)
+            self.gate_bias = bias.float().to(self.device)
+            self.gate_temperature = float(spec.temperature)
 
     @classmethod
     def from_bundle(cls, bundle: ModelBundle, device: str | torch.device = "cpu") -> Classifier:
-        return cls(bundle.manifest, bundle.build_module(), device)
+        head = bundle.head(GATE_HEAD)
+        if head is not None and tuple(head[0].classes) != GATE_CLASSES:
+            raise BundleError(f"image gate classes {head[0].classes} are not {list(GATE_CLASSES)}")
+        return cls(bundle.manifest, bundle.build_module(), device, gate=None if head is None else head[1:])
 
     def preprocess(self, rgb: np.ndarray) -> Tensor:
         m = self.manifest
         return preprocess_image(rgb, m.input_size, m.mean, m.std)
+
+    @property
+    def has_gate(self) -> bool:
+        return self.gate_weight is not None
+
+    def _forward(self, batch: Tensor, taps: list[int]) -> tuple[Tensor, list[Tensor]]:
+        """The last feature map and the tapped stages' outputs, in float32, from one pass."""
+        x = batch.to(self.device, torch.float32, non_blocking=True).contiguous(memory_format=torch.channels_last)
+        with torch.autocast("cuda", dtype=torch.float16, enabled=self.device.type == "cuda"):
+            if taps:
+                final, tapped = self.module.forward_intermediates(x, taps)
+            else:
+                final, tapped = self.module.forward_features(x), []
+        return final.float(), [t.float() for t in tapped]
+
+    @staticmethod
+    def _head_input(final: Tensor, tapped: list[Tensor], pooling: list[str]) -> Tensor:
+        return pooled_statistics(tapped or [final], pooling)
+
+    @torch.inference_mode()
+    def head_inputs(self, batch: Tensor, taps: list[int], pooling: list[str]) -> np.ndarray:
+        """What an auxiliary head with these taps and pooling reads (``dermq train image-gate`` fits on it)."""
+        final, tapped = self._forward(batch, taps)
+        return self._head_input(final, tapped, pooling).cpu().numpy()
 
     @torch.inference_mode()
     def predict(self, batch: Tensor) -> list[ClassifierOutput]:
         """Probabilities and class maps for an N x 3 x S x S batch (from ``preprocess``)."""
         if batch.ndim != 4 or batch.shape[1] != 3:
             raise ValueError(f"expected an N x 3 x S x S batch, got {tuple(batch.shape)}")
-        x = batch.to(self.device, torch.float32, non_blocking=True).contiguous(memory_format=torch.channels_last)
-        if self.device.type == "cuda":
-            with torch.autocast("cuda", dtype=torch.float16):
-                features = self.module.forward_features(x)
-        else:
-            features = self.module.forward_features(x)
         # Head and maps in float32 even under autocast: keeps the CAM identity tight.
-        features = features.float()
+        features, tapped = self._forward(batch, self.gate_taps)
         weight = self.module.head_weight.float()
         bias = self.module.head_bias.float()
         cams = torch.einsum("ck,nkhw->nchw", weight, features)
-        logits = features.mean(dim=(2, 3)) @ weight.T + bias
+        pooled = features.mean(dim=(2, 3))
+        logits = pooled @ weight.T + bias
         probs = torch.softmax(logits.double() / self.temperature, dim=1)
         cams_np = cams.cpu().numpy()
         probs_np = probs.cpu().numpy()
         logits_np = logits.double().cpu().numpy()
+        gate_np = None
+        if self.gate_weight is not None and self.gate_bias is not None:
+            gate_input = self._head_input(features, tapped, self.gate_pooling)
+            gate_logits = (gate_input @ self.gate_weight.T + self.gate_bias).double()
+            gate_np = torch.softmax(gate_logits / self.gate_temperature, dim=1).cpu().numpy()
         return [
-            ClassifierOutput(probs=probs_np[i].copy(), cams=cams_np[i].copy(), logits=logits_np[i].copy())
-            for i in range(x.shape[0])
+            ClassifierOutput(probs=probs_np[i].copy(), cams=cams_np[i].copy(), logits=logits_np[i].copy(),
+                             gate=None if gate_np is None else gate_np[i].copy())
+            for i in range(batch.shape[0])
         ]
 
     def predict_images(self, images: Sequence[np.ndarray], batch_size: int = 8) -> list[ClassifierOutput]:

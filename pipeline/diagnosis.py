@@ -16,6 +16,7 @@ import numpy as np
 
 from pipeline.catalogue import Catalogue
 from pipeline.explain import cam_to_heatmap
+from pipeline.gate import GateProbs
 from pipeline.models.bundle import BundleManifest
 from pipeline.quality import QualityConfig, assess_media_validity
 
@@ -137,15 +138,17 @@ class DiagnosisPipeline:
         step = progress or (lambda stage, done, total: None)
         total = len(images)
 
-        step("quality", 0, total)
-        validity = []
-        for i, image in enumerate(images):
-            validity.append(assess_media_validity(image.rgb, self.quality))
-            step("quality", i + 1, total)
-
+        # The forward pass comes first: the learned image gate reads its pooled features.
         step("classification", 0, total)
         outputs = self.predict([self.preprocess(image.rgb) for image in images])
         step("classification", total, total)
+
+        step("quality", 0, total)
+        validity = []
+        for i, (image, out) in enumerate(zip(images, outputs)):
+            gate = None if getattr(out, "gate", None) is None else GateProbs.from_array(out.gate)
+            validity.append(assess_media_validity(image.rgb, self.quality, gate))
+            step("quality", i + 1, total)
 
         results = []
         step("explainability", 0, total)

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import base64
+import csv
+import itertools
+from collections import Counter
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterator
@@ -16,6 +19,10 @@ from dermq.settings import Settings
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
 SAMPLE = FIXTURES / "isic2017-sample"
 SAMPLE_IMAGES = sorted((SAMPLE / "images").glob("*.jpg"))
+# The shared data sets beside the checkout (CI has them); tests that need them skip without.
+SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+# A held-out clinical photograph (MSLD, CC BY-NC-SA 4.0: read from the shared set, never copied here).
+CLINICAL_PHOTO = SHARED_DATA / "clinical" / "images" / "msld_2_1.jpg"
 TEST_DB = 13
 JWT_SECRET = "test-secret-" + "x" * 32
 OTHER_USER, OTHER_PASSWORD = "other-clinic", "other-password-123"
@@ -152,3 +159,70 @@ def synthetic_clinical_photo() -> "np.ndarray":
     cv2.ellipse(scene, (400, 300), (300, 220), 0, 0, 360, (224, 172, 140), -1)
     cv2.circle(scene, (410, 300), 40, (120, 70, 50), -1)
     return np.clip(scene + rng.normal(0, 4, scene.shape), 0, 255).astype(np.uint8)
+
+
+# --- a tiny HAM10000 + ISIC 2017 data root (the recipe layout) built from the ISIC sample ---
+LESIONS_PER_CLASS = 6  # default fractions then give each class 1 test, 1 calibration, 4 train lesions
+IMAGES_PER_LESION = [1, 2, 1, 3, 1, 2]
+ISIC_PER_DIAGNOSIS = {"melanoma": 4, "nevus": 3, "seborrheic_keratosis": 3}
+SHRINK = 4  # the sample is 1024x683; a quarter keeps decoding cheap on a busy CPU
+
+
+def _sample_rows() -> list[dict[str, str]]:
+    with (SAMPLE / "labels.csv").open(newline="", encoding="utf-8") as f:
+        return list(csv.DictReader(f))
+
+
+def shrunk_sample(folder: Path) -> list[tuple[Path, Path, str]]:
+    """(image, mask, ISIC 2017 diagnosis) of the real sample, downscaled once."""
+    import cv2
+
+    folder.mkdir()
+    out = []
+    for row in _sample_rows():
+        rgb = cv2.imread(str(SAMPLE / row["image"]), cv2.IMREAD_COLOR)
+        mask = cv2.imread(str(SAMPLE / row["mask"]), cv2.IMREAD_GRAYSCALE)
+        size = (rgb.shape[1] // SHRINK, rgb.shape[0] // SHRINK)
+        image, mask_path = folder / f"{row['image_id']}.jpg", folder / f"{row['image_id']}_segmentation.png"
+        cv2.imwrite(str(image), cv2.resize(rgb, size, interpolation=cv2.INTER_AREA), [cv2.IMWRITE_JPEG_QUALITY, 90])
+        cv2.imwrite(str(mask_path), cv2.resize(mask, size, interpolation=cv2.INTER_NEAREST))
+        out.append((image, mask_path, row["diagnosis"]))
+    return out
+
+
+def _link(target: Path, link: Path) -> None:
+    link.parent.mkdir(parents=True, exist_ok=True)
+    link.symlink_to(target)
+
+
+def build_root(root: Path, sample: list[tuple[Path, Path, str]]) -> dict[str, int]:
+    """A tiny data root in the recipe's layout; returns the HAM image count per class."""
+    from training.dermoscopy import HAM_CLASSES
+
+    ham = root / "ham10000"
+    cycle = itertools.cycle(sample)
+    rows, per_class, n = [], Counter(), 0
+    for dx in HAM_CLASSES:
+        for lesion in range(LESIONS_PER_CLASS):
+            for _ in range(IMAGES_PER_LESION[lesion]):
+                image, mask, _ = next(cycle)
+                image_id = f"ISIC_{n:07d}"
+                n += 1
+                _link(image, ham / "images" / f"{image_id}.jpg")
+                _link(mask, ham / "masks" / f"{image_id}_segmentation.png")
+                rows.append([f"HAM_{dx}_{lesion}", image_id, dx, "histo", "50.0", "male", "back"])
+                per_class[dx] += 1
+    with (ham / "metadata.csv").open("w", newline="", encoding="utf-8") as f:
+        csv.writer(f).writerows([["lesion_id", "image_id", "dx", "dx_type", "age", "sex", "localization"], *rows])
+
+    isic = root / "isic2017"
+    rows = []
+    for diagnosis, count in ISIC_PER_DIAGNOSIS.items():
+        for image, mask, _ in [s for s in sample if s[2] == diagnosis][:count]:
+            image_id = f"ISIC_9{len(rows):06d}"
+            _link(image, isic / "images" / f"{image_id}.jpg")
+            _link(mask, isic / "masks" / f"{image_id}_segmentation.png")
+            rows.append([image_id, str(float(diagnosis == "melanoma")), str(float(diagnosis == "seborrheic_keratosis")), diagnosis])
+    with (isic / "labels.csv").open("w", newline="", encoding="utf-8") as f:
+        csv.writer(f).writerows([["image_id", "melanoma", "seborrheic_keratosis", "diagnosis"], *rows])
+    return dict(per_class)

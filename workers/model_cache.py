@@ -108,6 +108,10 @@ def describe_bundle(bundle: ModelBundle, device: torch.device) -> dict[str, Any]
         "trained": m.trained,
         "classes": len(m.classes),
         "device": str(device),
+        # Auxiliary heads served with the model (the image gate), with their measured calibration.
+        "heads": {name: {"classes": list(h.classes), "trained": True,
+                         **{k: h.summary_metrics[k] for k in ("test_domain_ece", "test_modality_ece") if k in h.summary_metrics}}
+                  for name, h in m.heads.items()},
     }
 
 

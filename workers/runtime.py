@@ -12,6 +12,7 @@ from datetime import datetime, timezone
 from functools import cached_property
 from typing import Any, Sequence
 
+import numpy as np
 import torch
 
 from dermq import __version__
@@ -19,6 +20,7 @@ from dermq.settings import Settings, get_settings
 from pipeline.catalogue import load_catalogue
 from pipeline.classify import ClassifierOutput
 from pipeline.diagnosis import DiagnosisPipeline
+from pipeline.gate import GateProbs
 from pipeline.quality import QualityConfig
 from pipeline.severity.assessment import SeverityPipeline
 from workers import metrics
@@ -70,7 +72,13 @@ class ModelSet:
             heatmap_max_side=settings.heatmap_max_side,
             models=self.describe(),
         )
-        self.severity = SeverityPipeline(segmenter.segmenter, quality=quality, models=self.describe())
+        self.severity = SeverityPipeline(segmenter.segmenter, quality=quality, models=self.describe(),
+                                         gate=self._gate if model.has_gate else None)
+
+    def _gate(self, rgb: np.ndarray) -> GateProbs | None:
+        """The learned image gate for one severity image: one classifier forward pass through the batcher."""
+        out = self.batcher.map([self.classifier.classifier.preprocess(rgb)])[0]
+        return None if out.gate is None else GateProbs.from_array(out.gate)
 
     @property
     def sources(self) -> dict[str, ModelSource | None]:

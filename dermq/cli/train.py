@@ -151,4 +151,33 @@ def dermoscopy_segmenter(**fields: Any) -> None:
     _run_recipe("segmenter", fields)
 
 
+@train.command("image-gate")
+@click.option("--data", type=click.Path(exists=True, file_okay=False, path_type=Path), required=True,
+              help="Folder holding ham10000/, isic2017/, clinical/ and nonskin/ laid out as in shared/data.")
+@click.option("--bundle", type=click.Path(exists=True, file_okay=False, path_type=Path), default=None,
+              help="Classifier bundle whose backbone the head reads. Default: the shipped dermoscopy classifier.")
+@click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="Write the bundle with its new head here (default: rewrite BUNDLE in place).")
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--augmented-views", type=int, default=2, show_default=True, help="Augmented copies of each training image.")
+def image_gate(data: Path, bundle: Path | None, out: Path | None, seed: int, augmented_views: int) -> None:
+    """Fit the learned image gate (skin photo or not; clinical or dermoscopic) on a classifier's pooled features."""
+    import time
+
+    from pipeline.models.bundle import SHIPPED_BUNDLES, BundleError
+    from training.image_gate import ImageGateConfig, train_image_gate
+
+    began = time.perf_counter()
+    config = ImageGateConfig(data=data, bundle=bundle or SHIPPED_BUNDLES["classification"], out=out, seed=seed,
+                             augmented_views=augmented_views)
+    try:
+        record = train_image_gate(config)
+    except (ValueError, BundleError) as e:
+        raise click.ClickException(str(e)) from None
+    click.echo(f"wrote the image gate head into {config.out or config.bundle} in {time.perf_counter() - began:.0f} s")
+    width = max(map(len, record["summary_metrics"]), default=0)
+    for key, value in record["summary_metrics"].items():
+        click.echo(f"  {key:>{width}}: {value:g}")
+
+
 __all__ = ["train"]

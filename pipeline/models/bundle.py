@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from functools import lru_cache
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import torch
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
@@ -44,6 +44,8 @@ __all__ = [
     "BundleError",
     "BundleManifest",
     "ClassMetrics",
+    "HEAD_PREFIX",
+    "HeadSpec",
     "ModelBundle",
     "load_bundle",
     "parse_bundle",
@@ -99,6 +101,32 @@ class ClassMetrics(BaseModel):
     auroc: float | None = Field(default=None, ge=0, le=1)
 
 
+# Auxiliary heads live in the same weights file under ``heads.<name>.weight`` / ``.bias``.
+HEAD_PREFIX = "heads."
+
+
+class HeadSpec(BaseModel):
+    """A linear head on pooled backbone features, beside the main classifier.
+
+    It reads feature maps the classifier's forward pass computes anyway (e.g. the image
+    gate: skin photograph or not, clinical or dermoscopic), so it costs a few poolings and
+    one small matrix product. Its input is, for each stage in ``taps`` (indices into the
+    backbone's ``features``; empty: the last feature map), the per-channel ``pooling``
+    statistics, concatenated in that order.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    classes: list[str] = Field(min_length=2)
+    taps: list[Annotated[int, Field(ge=0)]] = Field(default_factory=list)
+    pooling: list[Literal["mean", "std"]] = Field(default_factory=lambda: ["mean"], min_length=1)
+    temperature: float = Field(default=1.0, gt=0)
+    summary_metrics: dict[str, float] = Field(default_factory=dict)
+    training_data: dict[str, Any] = Field(default_factory=dict)
+    evaluation: dict[str, Any] = Field(default_factory=dict)
+    created: str | None = None
+
+
 class BundleManifest(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -117,6 +145,7 @@ class BundleManifest(BaseModel):
     training_data: dict[str, Any] = Field(default_factory=dict)
     # Full evaluation records per data split (confusion matrix, per-class figures...).
     evaluation: dict[str, Any] = Field(default_factory=dict)
+    heads: dict[str, HeadSpec] = Field(default_factory=dict)
     weights_sha256: str = Field(pattern=r"^[0-9a-f]{64}$")
     trained: bool
     created: str
@@ -202,13 +231,37 @@ def _optional_key(key: str) -> bool:
     return key.endswith("num_batches_tracked")
 
 
-def _state_dict_problems(architecture: str, classes: int, state_dict: Mapping[str, Tensor]) -> list[str]:
+def _head_problems(heads: Mapping[str, HeadSpec], state_dict: Mapping[str, Tensor]) -> list[str]:
+    """Each declared head needs a (classes x inputs) weight and a (classes,) bias; no undeclared head tensors.
+
+    The input width depends on the tapped stages, so it is checked when the head is wired
+    to the network (``pipeline.classify.Classifier``).
+    """
+    found: list[str] = []
+    expected = {f"{HEAD_PREFIX}{name}.{part}" for name in heads for part in ("weight", "bias")}
+    extra = sorted(k for k in state_dict if k.startswith(HEAD_PREFIX) and k not in expected)
+    if extra:
+        found.append(f"{len(extra)} unexpected tensors, e.g. {extra[:3]}")
+    for name, head in heads.items():
+        weight, bias = state_dict.get(f"{HEAD_PREFIX}{name}.weight"), state_dict.get(f"{HEAD_PREFIX}{name}.bias")
+        if weight is None or bias is None:
+            found.append(f"head {name} has no {HEAD_PREFIX}{name}.weight/.bias tensors")
+        elif weight.ndim != 2 or weight.shape[0] != len(head.classes) or tuple(bias.shape) != (len(head.classes),):
+            found.append(f"{HEAD_PREFIX}{name}.weight: shape {tuple(weight.shape)} / bias {tuple(bias.shape)}, "
+                         f"expected {len(head.classes)} rows for classes {head.classes}")
+    return found
+
+
+def _state_dict_problems(
+    architecture: str, classes: int, state_dict: Mapping[str, Tensor], heads: Mapping[str, HeadSpec] | None = None
+) -> list[str]:
     """How ``state_dict`` fails to fit ``architecture`` with ``classes`` outputs (empty: fits)."""
     try:
         expected = _expected_shapes(architecture, classes)
     except BundleError as e:
         return [str(e)]
-    found: list[str] = []
+    found: list[str] = _head_problems(heads or {}, state_dict)
+    state_dict = {k: v for k, v in state_dict.items() if not k.startswith(HEAD_PREFIX)}
     missing = sorted(k for k in set(expected) - set(state_dict) if not _optional_key(k))
     unexpected = sorted(set(state_dict) - set(expected))
     if missing:
@@ -231,13 +284,21 @@ class ModelBundle:
     def build_module(self) -> nn.Module:
         """Construct the architecture and load the weights strictly (CPU, eval mode)."""
         m = self.manifest
-        problems = _state_dict_problems(m.architecture, len(m.classes), self.state_dict)
+        problems = _state_dict_problems(m.architecture, len(m.classes), self.state_dict, m.heads)
         if problems:
             raise BundleError(f"bundle {m.name} {m.version}: " + "; ".join(problems))
         module = _build(m.architecture, len(m.classes))
-        missing, _ = module.load_state_dict(self.state_dict, strict=False)
+        backbone = {k: v for k, v in self.state_dict.items() if not k.startswith(HEAD_PREFIX)}
+        missing, _ = module.load_state_dict(backbone, strict=False)
         assert all(_optional_key(k) for k in missing)
         return module.eval()
+
+    def head(self, name: str) -> tuple[HeadSpec, Tensor, Tensor] | None:
+        """An auxiliary head's spec, weight (classes x features) and bias; None if absent."""
+        spec = self.manifest.heads.get(name)
+        if spec is None:
+            return None
+        return spec, self.state_dict[f"{HEAD_PREFIX}{name}.weight"], self.state_dict[f"{HEAD_PREFIX}{name}.bias"]
 
 
 def _inspect(manifest_json: bytes | str | None, weights: bytes | None) -> tuple[ModelBundle | None, list[str]]:
@@ -262,7 +323,7 @@ def _inspect(manifest_json: bytes | str | None, weights: bytes | None) -> tuple[
             except Exception as e:  # safetensors raises its own error types
                 problems.append(f"cannot decode {WEIGHTS_FILE}: {e}")
     if manifest is not None and state_dict is not None:
-        problems += _state_dict_problems(manifest.architecture, len(manifest.classes), state_dict)
+        problems += _state_dict_problems(manifest.architecture, len(manifest.classes), state_dict, manifest.heads)
     if problems or manifest is None or state_dict is None:
         return None, problems
     return ModelBundle(manifest, state_dict), []
@@ -327,6 +388,7 @@ def save_bundle(
     summary_metrics: Mapping[str, float] | None = None,
     training_data: Mapping[str, Any] | None = None,
     evaluation: Mapping[str, Any] | None = None,
+    heads: Mapping[str, HeadSpec] | None = None,
     trained: bool = True,
     created: str | None = None,
 ) -> BundleManifest:
@@ -336,7 +398,7 @@ def save_bundle(
     goes last: a crash leaves either the previous bundle or one whose sha256 check
     fails — never a manifest that validates against half-written weights.
     """
-    problems = _state_dict_problems(architecture, len(classes), state_dict)
+    problems = _state_dict_problems(architecture, len(classes), state_dict, heads)
     if problems:
         raise BundleError("refusing to save: " + "; ".join(problems))
     weights = _serialize(state_dict)
@@ -355,6 +417,7 @@ def save_bundle(
             summary_metrics=dict(summary_metrics or {}),
             training_data=dict(training_data or {}),
             evaluation=dict(evaluation or {}),
+            heads=dict(heads or {}),
             weights_sha256=_sha256(weights),
             trained=trained,
             created=created or datetime.now(timezone.utc).isoformat(timespec="seconds"),

@@ -9,6 +9,7 @@ Class Activation Mapping exact (``pipeline.classify``): the serving code needs o
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 
 import torch
 from torch import Tensor, nn
@@ -60,6 +61,19 @@ class PooledClassifier(nn.Module):
     def forward_features(self, x: Tensor) -> Tensor:
         """Last feature map (N, C, h, w): the input to global pooling."""
         return self.features(x)
+
+    def forward_intermediates(self, x: Tensor, indices: Sequence[int]) -> tuple[Tensor, list[Tensor]]:
+        """The last feature map and the outputs of ``features[i]`` for each i in ``indices``, in one pass."""
+        wanted = set(indices)
+        taps: dict[int, Tensor] = {}
+        for i, stage in enumerate(self.features):
+            x = stage(x)
+            if i in wanted:
+                taps[i] = x
+        missing = sorted(wanted - set(taps))
+        if missing:
+            raise IndexError(f"feature stages {missing} do not exist; there are {len(self.features)}")
+        return x, [taps[i] for i in indices]
 
     def forward_head(self, features: Tensor) -> Tensor:
         return self.classifier(torch.flatten(self.avgpool(features), 1))

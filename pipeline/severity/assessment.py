@@ -18,6 +18,7 @@ import numpy as np
 from pipeline.catalogue import load_catalogue
 from pipeline.diagnosis import ImageInput, envelope
 from pipeline.masks import mask_attachments
+from pipeline.gate import GateProbs
 from pipeline.quality import QualityConfig, assess_media_validity
 from pipeline.segmentation import ClassicalSegmenter, Segmenter
 from pipeline.severity.signs import SIGNS, SignEstimate, estimate_signs
@@ -67,8 +68,10 @@ class SiteResult:
 
 class SeverityPipeline:
     def __init__(self, segmenter: Segmenter, *, quality: QualityConfig, models: list[dict[str, Any]] | None = None,
-                 mask_max_side: int = 512):
+                 mask_max_side: int = 512, gate: Callable[[np.ndarray], GateProbs | None] | None = None):
         self.segmenter = segmenter
+        # The learned image gate (the classifier's forward pass); None: the classical gate decides.
+        self.gate = gate
         # For images outside the learned segmenter's modality (clinical photographs of plaques and
         # rashes under a dermoscopy-trained U-Net, say): the classical method, which needs no training.
         self.fallback: Segmenter = ClassicalSegmenter()
@@ -107,7 +110,7 @@ class SeverityPipeline:
         if image is None:
             return result
         rgb = image.rgb
-        result.validity = assess_media_validity(rgb, self.quality)
+        result.validity = assess_media_validity(rgb, self.quality, self.gate(rgb) if self.gate else None)
         seg = self._segmenter_for(result.validity).segment(rgb)
         wanted = [item for item in system.ai_items() if item.code not in given]
         estimates = self._estimate(rgb, seg.binary, {item.sign for item in wanted if item.sign})

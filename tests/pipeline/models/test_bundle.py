@@ -11,6 +11,7 @@ from pipeline.models.bundle import (
     BundleError,
     BundleManifest,
     ClassMetrics,
+    HeadSpec,
     ModelBundle,
     load_bundle,
     parse_bundle,
@@ -201,3 +202,29 @@ def test_reference_bundle_gives_usable_outputs(reference):
         logits = module(torch.randn(2, 3, 224, 224, generator=torch.Generator().manual_seed(3)))
     assert torch.isfinite(logits).all()
     assert logits.std() > 0.1  # untrained BatchNorm statistics would collapse these to ~1e-14
+
+
+def _with_gate_head(reference, rows: int = 3, features: int = 1280) -> dict:
+    state = dict(reference.state_dict)
+    state["heads.image_gate.weight"] = torch.randn(rows, features, generator=torch.Generator().manual_seed(0))
+    state["heads.image_gate.bias"] = torch.zeros(rows)
+    return state
+
+
+def test_auxiliary_head_travels_in_the_weights_file(reference, tmp_path):
+    spec = HeadSpec(classes=["other", "clinical", "dermoscopic"], temperature=1.3, summary_metrics={"test_accuracy": 0.99})
+    manifest = _save(tmp_path, _with_gate_head(reference), heads={"image_gate": spec})
+    loaded = load_bundle(tmp_path)
+    assert loaded.manifest == manifest and loaded.manifest.heads["image_gate"].temperature == 1.3
+    found = loaded.head("image_gate")
+    assert found is not None and tuple(found[1].shape) == (3, 1280) and tuple(found[2].shape) == (3,)
+    assert loaded.head("absent") is None
+    loaded.build_module()  # the backbone loads strictly; the head's tensors are not the backbone's
+
+
+def test_head_tensors_must_fit_the_manifest(reference, tmp_path):
+    spec = HeadSpec(classes=["other", "clinical", "dermoscopic"])
+    with pytest.raises(BundleError, match="heads.image_gate.weight: shape"):
+        _save(tmp_path, _with_gate_head(reference, rows=2), heads={"image_gate": spec})
+    with pytest.raises(BundleError, match="unexpected tensors"):
+        _save(tmp_path, _with_gate_head(reference))  # tensors of a head the manifest does not declare
