@@ -17,7 +17,7 @@ from torch import nn
 from dermq.cli import main
 from pipeline.models.bundle import load_bundle, verify_bundle
 from pipeline.models.efficientnet_lite import LITE_MEAN, LITE_STD
-from support import IMAGES_PER_LESION, ISIC_PER_DIAGNOSIS, LESIONS_PER_CLASS, SAMPLE, build_root, shrunk_sample
+from support import IMAGES_PER_LESION, ISIC_PER_DIAGNOSIS, LESIONS_PER_CLASS, build_root, shrunk_sample
 from training import engine
 from training.data import DatasetError
 from training.dermoscopy import (

@@ -19,7 +19,6 @@ from training.image_gate import (
     CLINICAL,
     DEGRADATIONS,
     OTHER,
-    GateRecord,
     ImageGateConfig,
     degrade,
     far_view,
