@@ -146,8 +146,7 @@ class DiagnosisPipeline:
         step("quality", 0, total)
         validity = []
         for i, (image, out) in enumerate(zip(images, outputs)):
-            gate = None if getattr(out, "gate", None) is None else GateProbs.from_array(out.gate)
-            validity.append(assess_media_validity(image.rgb, self.quality, gate))
+            validity.append(assess_media_validity(image.rgb, self.quality, GateProbs.maybe(getattr(out, "gate", None))))
             step("quality", i + 1, total)
 
         results = []

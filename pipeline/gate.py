@@ -50,6 +50,11 @@ class GateProbs:
             raise ValueError(f"expected {len(GATE_CLASSES)} finite gate probabilities, got {values!r}")
         return cls(*(float(v) for v in values))
 
+    @classmethod
+    def maybe(cls, probs: np.ndarray | None) -> GateProbs | None:
+        """``from_array``, or None for a classifier output without a gate head."""
+        return None if probs is None else cls.from_array(probs)
+
     @property
     def dermatological(self) -> float:
         """P(the image is a photograph of skin)."""

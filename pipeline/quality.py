@@ -212,6 +212,16 @@ QUANTISATION = 1.0  # grey levels
 BLUR_TAPS = 7  # length of the re-blurring line filter (Crete et al. use 9; 7 px at the working size catches milder blur)
 
 
+def _line_kernel(dy: int, dx: int) -> np.ndarray:
+    kernel = np.zeros((BLUR_TAPS, BLUR_TAPS), np.float32)
+    for t in range(-(BLUR_TAPS // 2), BLUR_TAPS // 2 + 1):
+        kernel[BLUR_TAPS // 2 + t * dy, BLUR_TAPS // 2 + t * dx] = 1.0 / BLUR_TAPS
+    return kernel
+
+
+BLUR_KERNELS = {direction: _line_kernel(*direction) for direction in BLUR_DIRECTIONS}
+
+
 def blur_ratio(gray: np.ndarray, inside: np.ndarray | None = None) -> float:
     """No-reference blur (Crete, Dolmiere, Ladret, Nicolas 2007), the worst of four directions.
 
@@ -223,10 +233,7 @@ def blur_ratio(gray: np.ndarray, inside: np.ndarray | None = None) -> float:
     """
     keep = None if inside is None else inside[2:-2, 2:-2]
     worst = 0.0
-    for dy, dx in BLUR_DIRECTIONS:
-        kernel = np.zeros((BLUR_TAPS, BLUR_TAPS), np.float32)
-        for t in range(-(BLUR_TAPS // 2), BLUR_TAPS // 2 + 1):
-            kernel[BLUR_TAPS // 2 + t * dy, BLUR_TAPS // 2 + t * dx] = 1.0 / BLUR_TAPS
+    for (dy, dx), kernel in BLUR_KERNELS.items():
         blurred = cv2.filter2D(gray, -1, kernel, borderType=cv2.BORDER_REFLECT)
 
         def step(a: np.ndarray) -> np.ndarray:  # |a(p) - a(p - direction)| away from the borders

@@ -66,6 +66,11 @@ def held_out_sets(data: Path, seed: int = 0) -> dict[str, list[GateRecord]]:
     }
 
 
+def _shares(images: int, **counts: int) -> dict[str, float]:
+    """The image count and each count as a share of it."""
+    return {"images": float(images)} | {k: v / max(images, 1) for k, v in counts.items()}
+
+
 @dataclass
 class SetResult:
     images: int = 0
@@ -78,10 +83,8 @@ class SetResult:
     failing: dict[str, int] = field(default_factory=dict)
 
     def rates(self) -> dict[str, float]:
-        n = max(self.images, 1)
-        out = {"images": float(self.images), "dermatological": self.dermatological / n,
-               "modality_right": self.modality_right / n, "valid": self.valid / n,
-               "valid_and_modality_right": self.valid_and_right / n}
+        out = _shares(self.images, dermatological=self.dermatological, modality_right=self.modality_right,
+                      valid=self.valid, valid_and_modality_right=self.valid_and_right)
         if self.people:
             out["people_not_dermatological"] = self.people_refused / self.people
         return out
@@ -94,8 +97,7 @@ class DegradedResult:
     right_metric: int = 0
 
     def rates(self) -> dict[str, float]:
-        n = max(self.images, 1)
-        return {"images": float(self.images), "not_acceptable": self.not_acceptable / n, "right_metric": self.right_metric / n}
+        return _shares(self.images, not_acceptable=self.not_acceptable, right_metric=self.right_metric)
 
 
 @dataclass
@@ -107,8 +109,7 @@ class FarResult:
     framing_failed: int = 0
 
     def rates(self) -> dict[str, float]:
-        n = max(self.images, 1)
-        return {"images": float(self.images), "dermatological": self.dermatological / n, "framing_failed": self.framing_failed / n}
+        return _shares(self.images, dermatological=self.dermatological, framing_failed=self.framing_failed)
 
 
 @dataclass
@@ -126,11 +127,7 @@ class GateReport:
 
 
 def _gate_probs(classifier: Classifier, images: Sequence[np.ndarray], batch_size: int = 32) -> list[GateProbs | None]:
-    out: list[GateProbs | None] = []
-    for start in range(0, len(images), batch_size):
-        for o in classifier.predict_images(images[start : start + batch_size], batch_size=batch_size):
-            out.append(None if o.gate is None else GateProbs.from_array(o.gate))
-    return out
+    return [GateProbs.maybe(o.gate) for o in classifier.predict_images(images, batch_size=batch_size)]
 
 
 def _failing(mv: dict[str, Any]) -> set[str]:

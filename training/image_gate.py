@@ -26,7 +26,6 @@ never saw). The backbone and the classification head are left exactly as they we
 from __future__ import annotations
 
 import csv
-import logging
 import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
@@ -59,8 +58,6 @@ __all__ = [
     "split_gate_records",
     "train_image_gate",
 ]
-
-log = logging.getLogger(__name__)
 
 OTHER, CLINICAL, DERMOSCOPIC = range(3)
 PARTS = ("train", "calibration", "test")

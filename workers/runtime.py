@@ -77,8 +77,7 @@ class ModelSet:
 
     def _gate(self, rgb: np.ndarray) -> GateProbs | None:
         """The learned image gate for one severity image: one classifier forward pass through the batcher."""
-        out = self.batcher.map([self.classifier.classifier.preprocess(rgb)])[0]
-        return None if out.gate is None else GateProbs.from_array(out.gate)
+        return GateProbs.maybe(self.batcher.map([self.classifier.classifier.preprocess(rgb)])[0].gate)
 
     @property
     def sources(self) -> dict[str, ModelSource | None]:

@@ -24,13 +24,10 @@ DEFAULT_DATA = Path(__file__).resolve().parents[2].parent / "shared" / "data"
 @click.option("--json", "as_json", is_flag=True, help="Print the figures as JSON.")
 def gate(data: Path, bundle: Path | None, limit: int | None, degraded_per_set: int, classical: bool, as_json: bool) -> None:
     """Print dermatological / modality / valid rates per held-out set and how degraded copies fail."""
-    import torch
-
     from pipeline.classify import Classifier
     from pipeline.models.bundle import SHIPPED_BUNDLES, load_bundle
     from training.gate_evaluation import evaluate_gate, held_out_sets
 
-    torch.set_num_threads(max(1, torch.get_num_threads()))
     classifier = Classifier.from_bundle(load_bundle(bundle or SHIPPED_BUNDLES["classification"]))
     sets = {name: records[:limit] if limit else records for name, records in held_out_sets(data).items()}
     console = Console(stderr=as_json, width=150)
