@@ -1,4 +1,9 @@
-"""Client accounts: a JSON file of argon2 password hashes, re-read when it changes on disk."""
+"""Client accounts: a JSON file of argon2 password hashes, re-read when it changes on disk.
+
+The per-request check (`exists`, on every authenticated call) looks at the file
+at most once per `recheck_s`, so a removed account's tokens stop working within
+that time; logging in and changing accounts always read the file as it is now.
+"""
 
 from __future__ import annotations
 
@@ -6,6 +11,7 @@ import json
 import re
 import secrets
 import threading
+import time
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -21,27 +27,34 @@ _hasher = PasswordHasher()
 
 
 class AccountStore:
-    def __init__(self, path: Path):
+    def __init__(self, path: Path, *, recheck_s: float = 1.0):
         self.path = Path(path)
+        self.recheck_s = recheck_s
         self._lock = threading.Lock()
-        self._mtime: float | None = None
+        self._mtime: int | None = None
+        self._checked_at = float("-inf")  # time.monotonic() of the last look at the file
         self._accounts: dict[str, dict[str, str]] = {}
 
-    def _load(self) -> dict[str, dict[str, str]]:
+    def _load(self, max_age_s: float = 0.0) -> dict[str, dict[str, str]]:
+        """The accounts, from memory if the file was looked at less than `max_age_s` ago."""
+        if time.monotonic() - self._checked_at < max_age_s:
+            return self._accounts
         with self._lock:
+            now = time.monotonic()
             try:
                 mtime = self.path.stat().st_mtime_ns
             except FileNotFoundError:
-                self._mtime, self._accounts = None, {}
+                self._mtime, self._accounts, self._checked_at = None, {}, now
                 return self._accounts
             if mtime != self._mtime:
                 data = json.loads(self.path.read_text() or "{}")
                 self._accounts = data.get("accounts", {})
                 self._mtime = mtime
+            self._checked_at = now
             return self._accounts
 
     def exists(self, username: str) -> bool:
-        return username in self._load()
+        return username in self._load(self.recheck_s)
 
     def names(self) -> list[str]:
         return sorted(self._load())
@@ -81,6 +94,7 @@ class AccountStore:
     def _write(self, accounts: dict[str, dict[str, str]]) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         atomic_write(self.path, json.dumps({"accounts": accounts}, indent=2).encode(), mode=0o600)
+        self._checked_at = float("-inf")  # our own change is seen at once
 
 
 def generate_password() -> str:

@@ -4,10 +4,20 @@ from __future__ import annotations
 
 from typing import Any, Sequence
 
+import kombu.exceptions
+import redis.exceptions
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from workers.storage import StorageUnavailable
+
+# A dependency that is briefly away (broker or job store restarting, object store unreachable):
+# the client should come back shortly, so these answer 503 with Retry-After rather than 500.
+UNAVAILABLE = (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError,
+               kombu.exceptions.OperationalError, StorageUnavailable)
+RETRY_AFTER_S = 5
 
 
 def error_item(msg: str, *, type: str, loc: Sequence[str | int] = ()) -> dict[str, Any]:
@@ -42,6 +52,14 @@ def install(app: FastAPI) -> None:
     @app.exception_handler(ApiError)
     async def _api_error(_: Request, exc: ApiError) -> JSONResponse:
         return JSONResponse({"detail": exc.items}, status_code=exc.status, headers=exc.headers)
+
+    async def _unavailable(_: Request, exc: Exception) -> JSONResponse:
+        what = "object store" if isinstance(exc, StorageUnavailable) else "job store or broker"
+        item = error_item(f"the {what} is unavailable, try again shortly ({type(exc).__name__})", type="unavailable")
+        return JSONResponse({"detail": [item]}, status_code=503, headers={"Retry-After": str(RETRY_AFTER_S)})
+
+    for exc_type in UNAVAILABLE:
+        app.add_exception_handler(exc_type, _unavailable)
 
     @app.exception_handler(StarletteHTTPException)
     async def _http_error(_: Request, exc: StarletteHTTPException) -> JSONResponse:

@@ -21,7 +21,8 @@ def check_attachment(att: ContentAttachment, settings: Settings, loc: Loc) -> Ch
     """One image, or an ApiError whose loc points at the offending field."""
     try:
         data = decode_base64(att.data, max_bytes=settings.max_image_bytes)
-        return check_image(data, declared_type=att.contentType, max_pixels=settings.max_image_pixels)
+        return check_image(data, declared_type=att.contentType, max_pixels=settings.max_image_pixels,
+                           min_side=settings.min_image_side, max_aspect_ratio=settings.max_aspect_ratio)
     except ImageRejected as exc:
         raise ApiError.one(exc.status, str(exc), type=exc.kind, loc=[*loc, exc.field]) from None
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -98,3 +98,28 @@ class LoginResponse(BaseModel):
     access_token: str
     token_type: str = "Bearer"
     expires_in_minutes: int
+
+
+# --- errors: one shape whatever the status (api/errors.py) ---
+class ErrorItem(BaseModel):
+    type: str
+    loc: list[str | int]
+    msg: str
+
+
+class ErrorResponse(BaseModel):
+    detail: list[ErrorItem]
+
+
+ERROR_DESCRIPTIONS = {
+    401: "Missing, invalid or expired bearer token",
+    404: "No such resource for this client",
+    409: "Conflict: the job is in a state that forbids this, or the Idempotency-Key was used with another body",
+    413: "Too large: request body, image bytes or pixels, images per request or items per batch",
+    503: "A dependency (broker, job store, object storage) is briefly unavailable; see Retry-After",
+}
+
+
+def error_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI `responses` for the error statuses an operation can answer, each in the error shape."""
+    return {status: {"model": ErrorResponse, "description": ERROR_DESCRIPTIONS[status]} for status in statuses}

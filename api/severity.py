@@ -69,7 +69,11 @@ def _number(answer: Answer) -> float | None:
     if isinstance(answer, bool):
         return 1.0 if answer else 0.0
     if isinstance(answer, (int, float)):
-        return float(answer) if math.isfinite(answer) else None
+        try:
+            value = float(answer)
+        except OverflowError:  # a JSON integer with hundreds of digits
+            return None
+        return value if math.isfinite(value) else None
     text = answer.strip().lower()
     if text in _TRUE or text in _FALSE:
         return 1.0 if text in _TRUE else 0.0

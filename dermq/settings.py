@@ -7,15 +7,32 @@ Production refuses to start with development secrets (see ``check_production``).
 
 from __future__ import annotations
 
+import ipaddress
 from enum import Enum
 from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, SecretStr
+from pydantic import Field, PrivateAttr, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+# The signing secret of earlier versions, public in the source: refused wherever it could be exploited.
 DEV_SECRET = "dermq-development-secret-change-me"
+MIN_SECRET_CHARS = 32
+
+
+def is_loopback(host: str) -> bool:
+    """Whether a listen address is reachable from this machine only ("0.0.0.0", names other than localhost: no)."""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def weak_secret(value: str) -> bool:
+    return value == DEV_SECRET or len(value) < MIN_SECRET_CHARS
 
 
 class StorageBackend(str, Enum):
@@ -35,9 +52,15 @@ class Settings(BaseSettings):
     broker_url: str | None = Field(None, description="Celery broker; Redis or amqp:// (RabbitMQ).")
     queue_interactive: str = "dermq.interactive"
     queue_batch: str = "dermq.batch"
-    # Broker redelivers an unacknowledged task after this many seconds if its worker vanished.
+    # Broker redelivers an unacknowledged task after this many seconds if its worker vanished; job
+    # leases (below) make that a backstop: a duplicate delivery of a job that is still leased is dropped.
     visibility_timeout_s: int = 300
-    max_deliveries: int = Field(3, ge=1, description="A job delivered more often than this fails.")
+    max_deliveries: int = Field(3, ge=1, description="A job whose worker stops (killed, out of memory) this many times fails.")
+    lease_s: float = Field(30.0, gt=0, description="A running job's lease; its worker renews it every lease_s / 6.")
+    lease_sweep_s: float = Field(5.0, gt=0, description="How often each worker looks for lapsed leases (dead workers).")
+    transient_retries: int = Field(8, ge=0, description="Retries of a job after a storage or broker outage before it fails.")
+    transient_backoff_s: float = Field(1.0, gt=0, description="First retry delay; doubles each retry (with jitter).")
+    transient_backoff_max_s: float = Field(60.0, gt=0, description="Cap on the retry delay.")
     job_ttl_s: int = Field(7 * 24 * 3600, description="Retention of job records, results and inputs.")
 
     # --- object storage -------------------------------------------------
@@ -51,17 +74,31 @@ class Settings(BaseSettings):
     s3_region: str | None = None
 
     # --- authentication ---------------------------------------------------
-    jwt_secret: SecretStr = SecretStr(DEV_SECRET)
+    jwt_secret: SecretStr | None = Field(
+        None, description="Token signing secret (32+ characters); unset: generated once into <data_dir>/jwt-secret."
+    )
     jwt_algorithm: str = "HS256"
     token_expire_minutes: int = Field(60, ge=1)
     accounts_file: Path | None = Field(None, description="Hashed accounts; default <data_dir>/accounts.json.")
     dev_username: str | None = None
     dev_password: SecretStr | None = None
+    login_failures_per_account: str = Field(
+        "10/minute;50/hour", description="Failed logins per account (limits notation, ';' between limits), then 429."
+    )
+    login_attempts_per_address: str = Field(
+        "60/minute;600/hour", description="Logins, failed or not, per client address, then 429."
+    )
+    metrics_token: SecretStr | None = Field(None, description="Bearer token GET /metrics requires; unset: open.")
 
     # --- API behaviour ----------------------------------------------------
     sync_timeout_s: float = Field(30.0, ge=0, description="Wait for a synchronous job, then answer 202.")
     max_image_bytes: int = Field(20 * 1024 * 1024, ge=1)
     max_image_pixels: int = Field(40_000_000, ge=1, description="Larger images are refused (bomb guard).")
+    decode_max_side: int = Field(2048, ge=256, description="Workers decode images at most this many pixels on a side.")
+    min_image_side: int = Field(32, ge=1, description="Images narrower or lower than this many pixels are refused.")
+    max_aspect_ratio: float = Field(
+        10.0, ge=1, allow_inf_nan=False, description="Images whose long side exceeds this many short sides are refused."
+    )
     max_images_per_request: int = Field(16, ge=1)
     max_batch_items: int = Field(500, ge=1)
     max_request_bytes: int = Field(200 * 1024 * 1024, ge=1)
@@ -81,9 +118,27 @@ class Settings(BaseSettings):
     batch_max_wait_ms: float = Field(10.0, ge=0, description="How long the batcher waits to fill a batch.")
     worker_concurrency: int = Field(4, ge=1, description="Jobs in flight per worker process (threads).")
     worker_metrics_port: int = Field(9100, ge=0, description="Worker Prometheus port; 0 disables it.")
+    worker_metrics_host: str = Field(
+        "127.0.0.1", description="Address worker metrics listen on; 0.0.0.0 lets a scraper on another host in."
+    )
     retention_sweep_s: float = Field(300.0, gt=0, description="How often a worker removes expired jobs.")
     heatmap_top_k: int = Field(5, ge=0)
     heatmap_max_side: int = Field(384, ge=32)
+
+    _signing_secret: str | None = PrivateAttr(None)  # the file's secret, read once per Settings object
+
+    @field_validator("jwt_secret", "metrics_token", mode="before")
+    @classmethod
+    def _empty_is_unset(cls, value: object) -> object:
+        return None if value == "" else value
+
+    @field_validator("login_failures_per_account", "login_attempts_per_address")
+    @classmethod
+    def _rate_limits(cls, value: str) -> str:
+        from limits import parse_many
+
+        parse_many(value)  # a typo fails at start-up, not at the first login
+        return value
 
     @property
     def effective_redis_url(self) -> str:
@@ -105,13 +160,38 @@ class Settings(BaseSettings):
     def is_production(self) -> bool:
         return self.env.lower() == "production"
 
+    @property
+    def jwt_secret_file(self) -> Path:
+        return self.data_dir / "jwt-secret"
+
+    def signing_secret(self) -> str:
+        """DERMQ_JWT_SECRET, else the random secret generated once into <data_dir>/jwt-secret (mode 0600)."""
+        if self.jwt_secret is not None:
+            return self.jwt_secret.get_secret_value()
+        if self._signing_secret is None:
+            from dermq.secrets import read_or_create_secret
+
+            self._signing_secret = read_or_create_secret(self.jwt_secret_file)
+        return self._signing_secret
+
+    def check_listen(self, host: str) -> None:
+        """Resolve the signing secret now (so start-up creates its file) and refuse a weak one beyond loopback."""
+        secret = self.signing_secret()
+        if not is_loopback(host) and weak_secret(secret):
+            raise RuntimeError(
+                f"refusing to listen on {host}: the token signing secret is the built-in development value or shorter "
+                f"than {MIN_SECRET_CHARS} characters; set DERMQ_JWT_SECRET to a random value (openssl rand -hex 32) "
+                "or unset it to use the generated <data_dir>/jwt-secret"
+            )
+
     def check_production(self) -> None:
         """Refuse development secrets outside development mode."""
         if not self.is_production:
             return
         problems = []
-        if self.jwt_secret.get_secret_value() == DEV_SECRET or len(self.jwt_secret.get_secret_value()) < 32:
-            problems.append("DERMQ_JWT_SECRET must be set to a random value of at least 32 characters")
+        # Replicas must share one secret, so production names it rather than generating one per machine.
+        if self.jwt_secret is None or weak_secret(self.jwt_secret.get_secret_value()):
+            problems.append(f"DERMQ_JWT_SECRET must be set to a random value of at least {MIN_SECRET_CHARS} characters")
         if self.dev_password is not None:
             problems.append("DERMQ_DEV_PASSWORD must not be set in production")
         if self.storage_backend is StorageBackend.s3 and self.s3_secret_key.get_secret_value() == "minioadmin":

@@ -10,12 +10,12 @@ from __future__ import annotations
 import base64
 import binascii
 import io
-import re
+import math
 import warnings
 from dataclasses import dataclass
 
 import numpy as np
-from PIL import Image, ImageOps
+from PIL import ExifTags, Image
 
 # Decoded bytes decide the format; these are the declared types we understand.
 MIME_BY_FORMAT = {"JPEG": "image/jpeg", "PNG": "image/png", "WEBP": "image/webp"}
@@ -27,7 +27,8 @@ DECLARED_ALIASES = {
     "image/png": "PNG",
     "image/webp": "WEBP",
 }
-_WHITESPACE = re.compile(rb"\s+")
+_B64_PIECE = 1 << 18  # base64 characters per decode call (whole 4-character quanta)
+_WHITESPACE = b" \t\n\r\x0b\x0c"  # what base64 tools wrap lines with (the ASCII whitespace of `\s`)
 
 
 class ImageRejected(ValueError):
@@ -62,14 +63,22 @@ def decode_base64(text: str, *, max_bytes: int) -> bytes:
         raise ImageRejected(
             "send plain base64 without a 'data:<type>;base64,' prefix", kind="value_error.data_uri"
         )
-    raw = _WHITESPACE.sub(b"", text.encode("ascii", errors="replace"))
+    # bytes.translate: one pass in C, several times faster than a regex on megabytes of base64.
+    raw = text.encode("ascii", errors="replace").translate(None, _WHITESPACE)
     if not raw:
         raise ImageRejected("image data is empty", kind="value_error.empty")
     # Reject before decoding anything huge: base64 inflates by 4/3.
     if len(raw) * 3 // 4 > max_bytes:
         raise ImageRejected(f"image is larger than {max_bytes} bytes", status=413, kind="value_error.too_large")
+    # In pieces: a base64 decode holds the interpreter lock throughout, and the API decodes on a thread
+    # beside its event loop. The pieces are whole quanta and padding may only end the text, so decoding
+    # them one by one accepts and yields exactly what decoding the whole would.
+    if len(raw) % 4 or raw.find(b"=", 0, len(raw) - 2) != -1:
+        raise ImageRejected("image data is not valid base64", kind="value_error.base64")
+    view = memoryview(raw)
     try:
-        data = base64.b64decode(raw, validate=True)
+        data = b"".join(base64.b64decode(view[start : start + _B64_PIECE], validate=True)
+                        for start in range(0, len(raw), _B64_PIECE))
     except (binascii.Error, ValueError):
         raise ImageRejected("image data is not valid base64", kind="value_error.base64") from None
     if len(data) > max_bytes:
@@ -87,8 +96,9 @@ def sniff_format(data: bytes) -> str | None:
     return None
 
 
-def check_image(data: bytes, *, declared_type: str | None, max_pixels: int) -> CheckedImage:
-    """Validate an image fully (header, pixel budget, complete decode) without keeping the pixels."""
+def check_image(data: bytes, *, declared_type: str | None, max_pixels: int, min_side: int = 1,
+                max_aspect_ratio: float = math.inf) -> CheckedImage:
+    """Validate an image fully (header, size limits, complete decode) without keeping the pixels."""
     fmt = sniff_format(data)
     if fmt is None:
         raise ImageRejected("unsupported image format: send JPEG, PNG or WebP", kind="value_error.format")
@@ -106,7 +116,7 @@ def check_image(data: bytes, *, declared_type: str | None, max_pixels: int) -> C
                 field="contentType",
                 kind="value_error.content_type_mismatch",
             )
-    with _open(data, max_pixels) as img:
+    with _open(data, max_pixels, min_side, max_aspect_ratio) as img:
         width, height = img.size
         try:
             img.load()  # a truncated or corrupt stream fails here, not in the worker
@@ -115,10 +125,19 @@ def check_image(data: bytes, *, declared_type: str | None, max_pixels: int) -> C
     return CheckedImage(data=data, format=fmt, width=width, height=height)
 
 
-def decode_image(data: bytes, *, max_pixels: int) -> np.ndarray:
-    """Bytes → HxWx3 uint8 RGB with EXIF orientation applied."""
-    with _open(data, max_pixels) as img:
-        img = ImageOps.exif_transpose(img)
+def decode_image(data: bytes, *, max_pixels: int, min_side: int = 1,
+                 max_aspect_ratio: float = math.inf, max_side: int | None = None) -> np.ndarray:
+    """Bytes → HxWx3 uint8 RGB with EXIF orientation applied; the same size limits as `check_image`.
+
+    ``max_side``: the working resolution. A larger image is decoded reduced (JPEG's DCT scaling, so a
+    40-Mpx photo never exists at full size in memory) and then fitted, keeping worker memory bounded.
+    """
+    with _open(data, max_pixels, min_side, max_aspect_ratio) as img:
+        if max_side is not None and max(img.size) > max_side:
+            scale = max_side / max(img.size)
+            img.draft("RGB", (max(1, round(img.width * scale)), max(1, round(img.height * scale))))
+            img.thumbnail((max_side, max_side), Image.Resampling.LANCZOS)
+        img = _upright(img)
         if img.mode in ("RGBA", "LA", "P"):
             img = img.convert("RGBA")
             background = Image.new("RGBA", img.size, (255, 255, 255, 255))
@@ -126,8 +145,30 @@ def decode_image(data: bytes, *, max_pixels: int) -> np.ndarray:
         return np.asarray(img.convert("RGB"))
 
 
-def _open(data: bytes, max_pixels: int) -> Image.Image:
-    """Open lazily and enforce the pixel budget from the header, before any decoding."""
+# EXIF orientation → the transpose that shows the image upright: ImageOps.exif_transpose's table. That
+# function also rewrites the EXIF block onto its copy, and so fails on a corrupt block the pixels never need.
+_UPRIGHT = {
+    2: Image.Transpose.FLIP_LEFT_RIGHT,
+    3: Image.Transpose.ROTATE_180,
+    4: Image.Transpose.FLIP_TOP_BOTTOM,
+    5: Image.Transpose.TRANSPOSE,
+    6: Image.Transpose.ROTATE_270,
+    7: Image.Transpose.TRANSVERSE,
+    8: Image.Transpose.ROTATE_90,
+}
+
+
+def _upright(img: Image.Image) -> Image.Image:
+    try:
+        orientation = img.getexif().get(ExifTags.Base.Orientation)
+    except Exception:  # an unreadable EXIF block (Pillow raises several types): the pixels as stored
+        return img
+    method = _UPRIGHT.get(orientation) if isinstance(orientation, int) else None
+    return img.transpose(method) if method is not None else img
+
+
+def _open(data: bytes, max_pixels: int, min_side: int, max_aspect_ratio: float) -> Image.Image:
+    """Open lazily and enforce the size limits from the header, before any decoding."""
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
@@ -146,4 +187,13 @@ def _open(data: bytes, max_pixels: int) -> Image.Image:
             status=413,
             kind="value_error.too_many_pixels",
         )
+    # Slivers (1 px high, 40000x2) carry no analysable skin and make every measure degenerate.
+    if min(width, height) < min_side:
+        img.close()
+        raise ImageRejected(f"image is {width}x{height} pixels; each side must be at least {min_side}",
+                            kind="value_error.too_small")
+    if max(width, height) > max_aspect_ratio * min(width, height):
+        img.close()
+        raise ImageRejected(f"image is {width}x{height} pixels; its long side may be at most {max_aspect_ratio:g} "
+                            "times its short side: crop it to the skin", kind="value_error.aspect_ratio")
     return img

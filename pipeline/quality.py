@@ -138,9 +138,13 @@ def _resize(rgb: np.ndarray, side: int) -> np.ndarray:
 
 
 def _center(a: np.ndarray) -> np.ndarray:
-    """Central half (in each direction): clear of a dermoscope's vignette and of the photo's edges."""
+    """Central half (in each direction): clear of a dermoscope's vignette and of the photo's edges.
+
+    Never empty: a one-pixel-high working copy (an extreme panorama) keeps its middle row, so the
+    checks measure something instead of averaging over nothing.
+    """
     h, w = a.shape[:2]
-    return a[h // 4 : 3 * h // 4, w // 4 : 3 * w // 4]
+    return a[h // 4 : max(3 * h // 4, h // 4 + 1), w // 4 : max(3 * w // 4, w // 4 + 1)]
 
 
 IMMERKAER_KERNEL = np.array([[1, -2, 1], [-2, 4, -2], [1, -2, 1]], np.float32)

@@ -94,18 +94,20 @@ SERVICE_ENV = {
     "DERMQ_MAX_IMAGE_PIXELS": "6000000",
     "DERMQ_MAX_IMAGES_PER_REQUEST": "16",
     "DERMQ_MAX_BATCH_ITEMS": "64",
+    # Every test client logs in from 127.0.0.1; the limits themselves are tested on their own stacks.
+    "DERMQ_LOGIN_ATTEMPTS_PER_ADDRESS": "1000/minute",
 }
 
 
 @contextmanager
-def running_service(redis_url: str, data_dir: Path, **env: str) -> Iterator[Service]:
-    """API + one worker process over HTTP, with a development and a second client account."""
+def running_service(redis_url: str, data_dir: Path, *, workers: int = 1, **env: str) -> Iterator[Service]:
+    """API + worker processes over HTTP, with a development and a second client account."""
     from api.accounts import AccountStore
 
     settings = Settings(data_dir=data_dir, redis_url=redis_url, jwt_secret=JWT_SECRET)
     username, password = ensure_dev_account(settings)
     AccountStore(settings.effective_accounts_file).add(OTHER_USER, OTHER_PASSWORD)
-    stack = EmbeddedStack(settings, port=free_port(), env={**SERVICE_ENV, **env}, quiet=True)
+    stack = EmbeddedStack(settings, port=free_port(), workers=workers, env={**SERVICE_ENV, **env}, quiet=True)
     stack.start()
     try:
         stack.wait_for_workers()

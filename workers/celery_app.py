@@ -6,12 +6,53 @@ torch; the worker entry point imports `workers.tasks` as well.
 
 from __future__ import annotations
 
+import ssl
+from urllib.parse import urlsplit
+
+import redis
 from celery import Celery
 from kombu import Exchange, Queue
+from kombu.transport import redis as kombu_redis
 
 from dermq.settings import Settings, get_settings
 
 RUN_JOB_TASK = "dermq.run_job"
+
+
+class _RedisChannel(kombu_redis.Channel):
+    """kombu's Redis channel, except that a detached channel reports a connection error.
+
+    When the broker goes away, Celery collects the lost connection (which detaches
+    the transport from it) and then closes it. A channel whose first close failed,
+    because Redis was down, is closed a second time, and restoring its unacknowledged
+    messages then builds a pool from the detached transport: an AttributeError
+    ("'NoneType' object has no attribute 'hostname'") that is no connection error, so
+    the worker's consumer died instead of reconnecting. As a connection error it is
+    ignored like the others; the messages stay in Redis' unacked set and the
+    visibility-timeout sweep delivers them again.
+    """
+
+    def _connparams(self, asynchronous: bool = False) -> dict:
+        if self.connection.client is None:
+            raise redis.exceptions.ConnectionError("the broker connection was closed")
+        return super()._connparams(asynchronous=asynchronous)
+
+
+class RedisTransport(kombu_redis.Transport):
+    Channel = _RedisChannel
+
+
+def _transport_config(broker_url: str) -> dict:
+    """Use `RedisTransport` for a Redis broker; other brokers keep kombu's transport."""
+    scheme = urlsplit(broker_url).scheme
+    if scheme not in ("redis", "rediss"):
+        return {}
+    config: dict = {"broker_transport": f"{__name__}:RedisTransport"}
+    if scheme == "rediss":
+        # kombu derives TLS from the scheme only when it picks the transport itself; verify
+        # the server's certificate, as redis-py does for the job store on the same URL.
+        config["broker_use_ssl"] = {"ssl_cert_reqs": ssl.CERT_REQUIRED}
+    return config
 
 
 def create_celery(settings: Settings | None = None) -> Celery:
@@ -33,6 +74,9 @@ def create_celery(settings: Settings | None = None) -> Celery:
         worker_prefetch_multiplier=1,
         worker_cancel_long_running_tasks_on_connection_loss=True,
         broker_connection_retry_on_startup=True,
+        # A broker outage is waited out, however long: a worker never gives up reconnecting.
+        broker_connection_retry=True,
+        broker_connection_max_retries=None,
         broker_transport_options={
             # Redis: a message not acknowledged within this time is redelivered (a worker was killed).
             "visibility_timeout": settings.visibility_timeout_s,
@@ -48,6 +92,7 @@ def create_celery(settings: Settings | None = None) -> Celery:
         },
         worker_hijack_root_logger=False,
         worker_send_task_events=False,
+        **_transport_config(settings.effective_broker_url),
     )
     return app
 

@@ -53,6 +53,11 @@ def input_key(client: str, image: CheckedImage) -> str:
     return f"inputs/{client}/{hashlib.sha256(image.data).hexdigest()}.{image.extension}"
 
 
+def visible_to(job: Job | None, client: str) -> Job | None:
+    """The job if `client` owns it, else None: another client's job is indistinguishable from a missing one."""
+    return job if job is not None and job.client == client else None
+
+
 class JobClient:
     def __init__(self, settings: Settings, store: ObjectStore, jobs: RedisJobStore, celery: Celery):
         self.settings = settings
@@ -128,8 +133,7 @@ class JobClient:
     # --- reading ---
     def get(self, client: str, job_id: str) -> Job | None:
         """The job if it belongs to this client; another client's job reads as absent."""
-        job = self.jobs.get(job_id)
-        return job if job is not None and job.client == client else None
+        return visible_to(self.jobs.get(job_id), client)
 
     def result(self, job: Job) -> dict[str, Any]:
         assert job.result_key is not None

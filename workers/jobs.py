@@ -1,9 +1,18 @@
-"""Job and batch records.
+"""Job and batch records, and the leases that keep running jobs honest.
 
 A small status enum and an abstract store with one real implementation on
 Redis. Every status change is a compare-and-set done in one Lua script, so a
 late worker can never overwrite a cancellation and a redelivered task can
 never resurrect a finished job.
+
+Leases: a run of a job (the delivery that started it) holds a lease, named by
+a random run token, until ``lease_until``; its worker renews it while it works.
+Only the lease holder may report progress or finish the job, so a duplicate
+delivery (the broker's visibility timeout ran out on a long job) is dropped
+while the lease is live, and a late run whose lease was taken over can never
+overwrite or delete the winner's result. A lease that lapses means its worker
+died: a sweep requeues the job, or fails it once it has lost ``max_lost``
+workers, whatever the broker would do.
 """
 
 from __future__ import annotations
@@ -69,6 +78,9 @@ class Job:
     result_key: str | None = None
     batch_id: str | None = None
     reference: str | None = None
+    run: str | None = None  # the lease holder's run token; after success, the run that won
+    lease_until: float | None = None
+    lost: int = 0  # runs whose worker died (their lease lapsed)
 
     def public(self) -> dict[str, Any]:
         """The `GET /jobs/{id}` representation."""
@@ -85,6 +97,32 @@ class Job:
             "batchId": self.batch_id,
             "reference": self.reference,
         }
+
+
+class Begin(str, Enum):
+    """What a delivery found when it tried to start its job."""
+
+    started = "started"  # this delivery holds the lease now
+    leased = "leased"  # another live run holds it: a duplicate delivery, dropped
+    finished = "finished"  # terminal already (or failed just now: its workers kept dying)
+    missing = "missing"
+
+
+@dataclass(frozen=True)
+class Attempt:
+    outcome: Begin
+    status: JobStatus | None
+    attempts: int
+    run: str | None = None  # the lease's run token when started
+
+
+class Sweep(str, Enum):
+    """What a lease sweep did with one lapsed lease."""
+
+    requeued = "requeued"  # a running job's worker died: send it again
+    resend = "resend"  # a job handed back for a retry whose message never came: send it again
+    failed = "failed"  # it lost too many workers
+    held = "held"  # renewed meanwhile, or already finished
 
 
 @dataclass
@@ -106,23 +144,36 @@ class JobStore(abc.ABC):
     def get(self, job_id: str) -> Job | None: ...
 
     @abc.abstractmethod
-    def begin_attempt(self, job_id: str) -> tuple[JobStatus | None, int]:
-        """Count a delivery; queued → running. Returns the status after the call and the attempts."""
+    def begin_attempt(self, job_id: str, *, lease_s: float, max_lost: int) -> Attempt:
+        """Start a run: queued → running under a new lease. A running job whose lease lapsed counts a
+        lost worker first (and fails once ``max_lost`` were lost); one whose lease is live is left alone."""
 
     @abc.abstractmethod
-    def release_attempt(self, job_id: str) -> None:
-        """Uncount a delivery that ended in a transient outage rather than a dead worker."""
+    def renew(self, job_id: str, run: str, *, lease_s: float) -> bool:
+        """Extend the lease of ``run``; False when the job is no longer this run's to finish."""
+
+    @abc.abstractmethod
+    def hand_back(self, job_id: str, run: str, *, deadline_s: float) -> bool:
+        """running → queued without counting a lost worker (a transient outage; a retry is on its way).
+        If no run starts within ``deadline_s``, the sweep sends the job again."""
+
+    @abc.abstractmethod
+    def sweep_leases(self, *, max_lost: int, limit: int = 100, resend_after_s: float = 60.0) -> list[tuple[str, Sweep]]:
+        """Act on every lapsed lease (see `Sweep`)."""
 
     @abc.abstractmethod
     def delete(self, job_id: str) -> None:
         """Remove a record that was never enqueued (submission failed half-way)."""
 
     @abc.abstractmethod
-    def set_progress(self, job_id: str, stage: str, done: int, total: int) -> JobStatus | None: ...
+    def set_progress(self, job_id: str, stage: str, done: int, total: int, *, run: str | None = None) -> JobStatus | None:
+        """Record progress; the status afterwards, None when the record is gone or ``run`` lost the lease."""
 
     @abc.abstractmethod
-    def finish(self, job_id: str, status: JobStatus, *, error: str | None = None, result_key: str | None = None) -> bool:
-        """Move an active job to a terminal status; False when it was no longer active."""
+    def finish(self, job_id: str, status: JobStatus, *, error: str | None = None, result_key: str | None = None,
+               run: str | None = None) -> bool:
+        """Move an active job to a terminal status; False when it was no longer active (or, given ``run``,
+        no longer that run's)."""
 
     @abc.abstractmethod
     def list_for_client(self, client: str, *, status: JobStatus | None, offset: int, limit: int) -> tuple[list[Job], int]: ...
@@ -156,36 +207,107 @@ class JobStore(abc.ABC):
     def ping(self) -> None: ...
 
 
-# KEYS[1]=job hash, KEYS[2]=status counters; ARGV: allowed-from statuses (csv), new status, now, then field/value pairs.
-_TRANSITION = """
+# Every script takes KEYS = job hash, status counters, leases (zset: job id → lease end), finished (zset).
+
+# Moves the job from `current` to `new`, keeping the counters and the lease and finished sets right.
+_MOVE = """
+local function move(current, new, now)
+  redis.call('HSET', KEYS[1], 'status', new)
+  if current ~= new then
+    redis.call('HINCRBY', KEYS[2], current, -1)
+    redis.call('HINCRBY', KEYS[2], new, 1)
+  end
+  if new ~= 'queued' and new ~= 'running' then
+    redis.call('ZREM', KEYS[3], ARGV[1])
+    if new ~= 'expired' then redis.call('ZADD', KEYS[4], now, ARGV[1]) end
+  end
+end
+
+-- A running job whose lease lapsed: its worker died. Count it, and fail it after max_lost; else
+-- requeue it with a deadline in the lease set, so it is sent again if no run starts by then.
+local function lapse(now, max_lost, deadline)
+  local lost = redis.call('HINCRBY', KEYS[1], 'lost', 1)
+  redis.call('HDEL', KEYS[1], 'lease_until')
+  redis.call('ZADD', KEYS[3], deadline, ARGV[1])
+  if lost >= max_lost then
+    redis.call('HSET', KEYS[1], 'finished_at', now, 'error',
+      'the worker running this job stopped ' .. lost .. ' times (killed or out of memory); giving up')
+    move('running', 'failed', now)
+    return 'failed'
+  end
+  move('running', 'queued', now)
+  return 'queued'
+end
+"""
+
+# ARGV: job id, allowed-from statuses (csv), new status, required run ('' = any), now, then field/value pairs.
+_TRANSITION = _MOVE + """
 local current = redis.call('HGET', KEYS[1], 'status')
 if not current then return {false, 'missing'} end
 local allowed = false
-for s in string.gmatch(ARGV[1], '[^,]+') do if s == current then allowed = true end end
+for s in string.gmatch(ARGV[2], '[^,]+') do if s == current then allowed = true end end
 if not allowed then return {false, current} end
-redis.call('HSET', KEYS[1], 'status', ARGV[2])
-for i = 4, #ARGV, 2 do redis.call('HSET', KEYS[1], ARGV[i], ARGV[i + 1]) end
-if current ~= ARGV[2] then
-  redis.call('HINCRBY', KEYS[2], current, -1)
-  redis.call('HINCRBY', KEYS[2], ARGV[2], 1)
-end
-return {true, ARGV[2]}
+if ARGV[4] ~= '' and redis.call('HGET', KEYS[1], 'run') ~= ARGV[4] then return {false, 'superseded'} end
+for i = 6, #ARGV, 2 do redis.call('HSET', KEYS[1], ARGV[i], ARGV[i + 1]) end
+move(current, ARGV[3], ARGV[5])
+return {true, ARGV[3]}
 """
 
-# Counts a delivery and starts the job if it is active. Returns {status, attempts}.
-_BEGIN = """
+# ARGV: job id, now, run, lease end, max lost. Returns {outcome, status, attempts}.
+_BEGIN = _MOVE + """
 local current = redis.call('HGET', KEYS[1], 'status')
-if not current then return {'missing', 0} end
+if not current then return {'missing', '', 0} end
+local now = tonumber(ARGV[2])
+local attempts = tonumber(redis.call('HGET', KEYS[1], 'attempts') or '0')
+if current == 'running' then
+  if tonumber(redis.call('HGET', KEYS[1], 'lease_until') or '0') > now then
+    return {'leased', current, attempts}
+  end
+  current = lapse(ARGV[2], tonumber(ARGV[5]), ARGV[4])
+end
+if current ~= 'queued' then return {'finished', current, attempts} end
+attempts = redis.call('HINCRBY', KEYS[1], 'attempts', 1)
+redis.call('HSET', KEYS[1], 'run', ARGV[3], 'lease_until', ARGV[4])
+if not redis.call('HGET', KEYS[1], 'started_at') then redis.call('HSET', KEYS[1], 'started_at', ARGV[2]) end
+redis.call('ZADD', KEYS[3], ARGV[4], ARGV[1])
+move('queued', 'running', ARGV[2])
+return {'started', 'running', attempts}
+"""
+
+# ARGV: job id, run, lease end.
+_RENEW = """
+if redis.call('HGET', KEYS[1], 'status') ~= 'running' or redis.call('HGET', KEYS[1], 'run') ~= ARGV[2] then
+  return 0
+end
+redis.call('HSET', KEYS[1], 'lease_until', ARGV[3])
+redis.call('ZADD', KEYS[3], ARGV[3], ARGV[1])
+return 1
+"""
+
+# ARGV: job id, run, now, deadline. The deadline stays in the lease set, so a lost retry message is resent.
+_HAND_BACK = _MOVE + """
+if redis.call('HGET', KEYS[1], 'status') ~= 'running' or redis.call('HGET', KEYS[1], 'run') ~= ARGV[2] then
+  return 0
+end
+redis.call('HDEL', KEYS[1], 'run', 'lease_until')
+redis.call('ZADD', KEYS[3], ARGV[4], ARGV[1])
+move('running', 'queued', ARGV[3])
+return 1
+"""
+
+# ARGV: job id, now, max lost, the next deadline of a resent job.
+_SWEEP = _MOVE + """
+local current = redis.call('HGET', KEYS[1], 'status')
 if current ~= 'queued' and current ~= 'running' then
-  return {current, tonumber(redis.call('HGET', KEYS[1], 'attempts') or '0')}
+  redis.call('ZREM', KEYS[3], ARGV[1])
+  return 'held'
 end
-local attempts = redis.call('HINCRBY', KEYS[1], 'attempts', 1)
+if tonumber(redis.call('ZSCORE', KEYS[3], ARGV[1]) or '0') > tonumber(ARGV[2]) then return 'held' end
 if current == 'queued' then
-  redis.call('HSET', KEYS[1], 'status', 'running', 'started_at', ARGV[1])
-  redis.call('HINCRBY', KEYS[2], 'queued', -1)
-  redis.call('HINCRBY', KEYS[2], 'running', 1)
+  redis.call('ZADD', KEYS[3], ARGV[4], ARGV[1])
+  return 'resend'
 end
-return {'running', attempts}
+return lapse(ARGV[2], tonumber(ARGV[3]), ARGV[4]) == 'failed' and 'failed' or 'requeued'
 """
 
 
@@ -196,10 +318,9 @@ class RedisJobStore(JobStore):
         self.prefix = prefix
         self._transition = client.register_script(_TRANSITION)
         self._begin = client.register_script(_BEGIN)
-        self._release = client.register_script(
-            "local a = tonumber(redis.call('HGET', KEYS[1], 'attempts') or '0') "
-            "if a > 0 then redis.call('HINCRBY', KEYS[1], 'attempts', -1) end return a"
-        )
+        self._renew = client.register_script(_RENEW)
+        self._hand_back = client.register_script(_HAND_BACK)
+        self._sweep = client.register_script(_SWEEP)
 
     @classmethod
     def from_url(cls, url: str, *, ttl_s: int) -> "RedisJobStore":
@@ -221,6 +342,13 @@ class RedisJobStore(JobStore):
     @property
     def _finished(self) -> str:
         return f"{self.prefix}:finished"
+
+    @property
+    def _leases(self) -> str:
+        return f"{self.prefix}:leases"
+
+    def _keys(self, job_id: str) -> list[str]:
+        return [self._job(job_id), self._counts, self._leases, self._finished]
 
     # Records outlive their results by a day, so a client polling late reads "expired", not 404.
     @property
@@ -248,34 +376,45 @@ class RedisJobStore(JobStore):
             pipe.hgetall(self._job(job_id))
         return [_decode(raw) if raw else None for raw in pipe.execute()]
 
-    def begin_attempt(self, job_id: str) -> tuple[JobStatus | None, int]:
-        status, attempts = self._begin(keys=[self._job(job_id), self._counts], args=[repr(utcnow())])
-        return (None if status == "missing" else JobStatus(status)), int(attempts)
-
-    def release_attempt(self, job_id: str) -> None:
-        self._release(keys=[self._job(job_id)])
-
-    def set_progress(self, job_id: str, stage: str, done: int, total: int) -> JobStatus | None:
-        ok, status = self._transition(
-            keys=[self._job(job_id), self._counts],
-            args=["running", "running", "", "stage", stage, "done", done, "total", total],
+    def begin_attempt(self, job_id: str, *, lease_s: float, max_lost: int) -> Attempt:
+        now, run = utcnow(), uuid.uuid4().hex
+        outcome, status, attempts = self._begin(
+            keys=self._keys(job_id), args=[job_id, repr(now), run, repr(now + lease_s), max_lost]
         )
-        return None if status == "missing" else JobStatus(status)
+        return Attempt(Begin(outcome), JobStatus(status) if status else None, int(attempts),
+                       run if outcome == Begin.started.value else None)
 
-    def finish(self, job_id: str, status: JobStatus, *, error: str | None = None, result_key: str | None = None) -> bool:
+    def renew(self, job_id: str, run: str, *, lease_s: float) -> bool:
+        return bool(self._renew(keys=self._keys(job_id), args=[job_id, run, repr(utcnow() + lease_s)]))
+
+    def hand_back(self, job_id: str, run: str, *, deadline_s: float) -> bool:
         now = utcnow()
-        extra: list[Any] = ["finished_at", repr(now)]
+        return bool(self._hand_back(keys=self._keys(job_id), args=[job_id, run, repr(now), repr(now + deadline_s)]))
+
+    def sweep_leases(self, *, max_lost: int, limit: int = 100, resend_after_s: float = 60.0) -> list[tuple[str, Sweep]]:
+        now = utcnow()
+        lapsed = self.r.zrangebyscore(self._leases, "-inf", now, start=0, num=limit)
+        args = [repr(now), max_lost, repr(now + resend_after_s)]
+        return [(job_id, Sweep(self._sweep(keys=self._keys(job_id), args=[job_id, *args]))) for job_id in lapsed]
+
+    def set_progress(self, job_id: str, stage: str, done: int, total: int, *, run: str | None = None) -> JobStatus | None:
+        _, status = self._move(job_id, "running", JobStatus.running, run, ["stage", stage, "done", done, "total", total])
+        return None if status in ("missing", "superseded") else JobStatus(status)
+
+    def finish(self, job_id: str, status: JobStatus, *, error: str | None = None, result_key: str | None = None,
+               run: str | None = None) -> bool:
+        fields: list[Any] = ["finished_at", repr(utcnow())]
         if error is not None:
-            extra += ["error", error]
+            fields += ["error", error]
         if result_key is not None:
-            extra += ["result_key", result_key]
+            fields += ["result_key", result_key]
         allowed = "queued,running" if status is not JobStatus.expired else "succeeded,failed,cancelled"
-        ok, _ = self._transition(
-            keys=[self._job(job_id), self._counts], args=[allowed, status.value, "", *extra]
-        )
-        if ok and status is not JobStatus.expired:
-            self.r.zadd(self._finished, {job_id: now})
+        ok, _ = self._move(job_id, allowed, status, run, fields)
         return bool(ok)
+
+    def _move(self, job_id: str, allowed: str, status: JobStatus, run: str | None, fields: list[Any]) -> tuple[Any, str]:
+        return self._transition(keys=self._keys(job_id),
+                                args=[job_id, allowed, status.value, run or "", repr(utcnow()), *fields])
 
     def list_for_client(self, client: str, *, status: JobStatus | None, offset: int, limit: int) -> tuple[list[Job], int]:
         ids = self.r.zrevrange(self._client_jobs(client), 0, -1)
@@ -371,4 +510,7 @@ def _decode(raw: dict[str, str]) -> Job:
         result_key=raw.get("result_key"),
         batch_id=raw.get("batch_id"),
         reference=raw.get("reference"),
+        run=raw.get("run"),
+        lease_until=f("lease_until"),
+        lost=int(raw.get("lost", 0)),
     )

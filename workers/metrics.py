@@ -1,8 +1,9 @@
-"""Prometheus metrics a worker process exports on DERMQ_WORKER_METRICS_PORT."""
+"""Prometheus metrics a worker process exports on DERMQ_WORKER_METRICS_HOST:DERMQ_WORKER_METRICS_PORT."""
 
 from __future__ import annotations
 
 import logging
+from wsgiref.simple_server import WSGIServer
 
 from prometheus_client import Counter, Histogram, start_http_server
 
@@ -28,8 +29,11 @@ def observe_batch(size: int, seconds: float) -> None:
     BATCH_SECONDS.observe(seconds)
 
 
-def serve(port: int) -> None:
+def serve(port: int, host: str = "127.0.0.1") -> WSGIServer | None:
+    """Serve /metrics from a daemon thread; loopback unless told otherwise (the figures are not for everyone)."""
     try:
-        start_http_server(port)
+        server, _thread = start_http_server(port, addr=host)
     except OSError as exc:  # several workers on one host: only the first gets the port
-        log.warning("worker metrics port %s unavailable: %s", port, exc)
+        log.warning("worker metrics port %s:%s unavailable: %s", host, port, exc)
+        return None
+    return server

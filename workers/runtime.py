@@ -26,6 +26,7 @@ from pipeline.severity.assessment import SeverityPipeline
 from workers import metrics
 from workers.batcher import DynamicBatcher
 from workers.jobs import WORKER_KEY_PREFIX, JobStatus, RedisJobStore
+from workers.leases import LeaseKeeper, Resend
 from workers.model_registry import TASKS
 from workers.model_cache import (
     LoadedModel,
@@ -99,6 +100,7 @@ class WorkerRuntime:
         self._models_lock = threading.Lock()
         self.model_error: str | None = None
         self._failed_sources: dict[str, ModelSource] = {}
+        self._resend: Resend | None = None
 
     @cached_property
     def store(self) -> ObjectStore:
@@ -107,6 +109,16 @@ class WorkerRuntime:
     @cached_property
     def jobs(self) -> RedisJobStore:
         return RedisJobStore.from_url(self.settings.effective_redis_url, ttl_s=self.settings.job_ttl_s)
+
+    @cached_property
+    def leases(self) -> LeaseKeeper:
+        return LeaseKeeper(self.jobs, self._send_again, lease_s=self.settings.lease_s,
+                           max_lost=self.settings.max_deliveries)
+
+    def _send_again(self, job_id: str, countdown: float, retries: int) -> None:
+        if self._resend is None:
+            raise RuntimeError("the worker was not started with a way to publish tasks")
+        self._resend(job_id, countdown, retries)
 
     # --- models ---
     @property
@@ -180,12 +192,16 @@ class WorkerRuntime:
         }
 
     # --- lifecycle ---
-    def start(self) -> None:
-        """Load everything before taking the first task, then start the background threads."""
+    def start(self, resend: Resend | None = None) -> None:
+        """Load everything before taking the first task, then start the background threads.
+
+        ``resend`` publishes a job's task again; the lease keeper uses it to recover jobs.
+        """
+        self._resend = resend
         _ = self.models
         if self.settings.worker_metrics_port:
-            metrics.serve(self.settings.worker_metrics_port)
-        loops = [self._heartbeat_loop, self._retention_loop]
+            metrics.serve(self.settings.worker_metrics_port, self.settings.worker_metrics_host)
+        loops = [self._heartbeat_loop, self._retention_loop, self._lease_loop]
         if self.settings.model_poll_s > 0:
             loops.append(self._model_poll_loop)
         for target in loops:
@@ -208,6 +224,22 @@ class WorkerRuntime:
             except Exception as exc:
                 log.warning("heartbeat failed: %s", exc)
             self._stop.wait(HEARTBEAT_S)
+
+    def _lease_loop(self) -> None:
+        """Renew this worker's leases every lease_s / 6; sweep everyone's lapsed leases every lease_sweep_s."""
+        renew_every = self.settings.lease_s / 6
+        next_sweep = time.monotonic()
+        while not self._stop.wait(min(renew_every, self.settings.lease_sweep_s)):
+            try:
+                self.leases.renew_all()
+            except Exception as exc:
+                log.warning("lease renewal failed: %s", exc)
+            if time.monotonic() >= next_sweep:
+                next_sweep = time.monotonic() + self.settings.lease_sweep_s
+                try:
+                    self.leases.sweep()
+                except Exception as exc:
+                    log.warning("lease sweep failed: %s", exc)
 
     def _model_poll_loop(self) -> None:
         while not self._stop.wait(self.settings.model_poll_s):

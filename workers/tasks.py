@@ -1,10 +1,15 @@
 """The one Celery task: run a job by id, safely under at-least-once delivery.
 
-- Idempotent: a redelivered job that already finished (or was cancelled) is acknowledged and dropped.
-- Poison jobs: every delivery is counted on the job record; one that keeps
-  killing its worker fails after `max_deliveries` instead of looping forever.
-- Transient outages (storage or Redis briefly unreachable): the message is
-  requeued after a pause and the delivery is not counted against the job.
+- Leased: a run holds its job's lease (`workers.leases`); a duplicate delivery of a
+  leased job is dropped, a finished (or cancelled) one is acknowledged and dropped.
+- Poison jobs: a job whose worker keeps dying fails after `max_deliveries` lost
+  workers instead of looping forever; only lapsed leases count, not deliveries.
+- Transient outages (storage or Redis briefly unreachable, the store refusing
+  writes): the job is handed back and retried through Celery's retry, with capped
+  exponential backoff, and fails with the outage as its reason after
+  `transient_retries`.
+- Results are written under the run's own key, so a late duplicate can neither
+  overwrite nor delete the result of the run that won.
 """
 
 from __future__ import annotations
@@ -14,33 +19,47 @@ import time
 from typing import Any, Callable
 
 import redis
-from celery import signals
-from celery.exceptions import Reject
+from celery import Task, signals
+from celery.exceptions import Reject, Retry
+from celery.utils.time import get_exponential_backoff_interval
+from kombu.exceptions import OperationalError
 
 from pipeline.diagnosis import ImageInput
 from pipeline.imaging import ImageRejected, decode_image
 from workers import metrics
 from workers.celery_app import RUN_JOB_TASK, celery_app
-from workers.jobs import Job, JobStatus
+from workers.jobs import Begin, Job, JobStatus
 from workers.runtime import WorkerRuntime, get_runtime
 from workers.storage import ObjectNotFound, StorageUnavailable
 
 log = logging.getLogger(__name__)
 
-TRANSIENT = (StorageUnavailable, redis.ConnectionError, redis.TimeoutError)
-TRANSIENT_PAUSE_S = 2.0
+TRANSIENT = (StorageUnavailable, redis.ConnectionError, redis.TimeoutError, OperationalError)
 
 
 class JobCancelled(Exception):
-    """Raised from a progress callback when the job is no longer running."""
+    """Raised from a progress callback when the run no longer owns a running job."""
+
+
+class TransientFailure(Exception):
+    """A run stopped by an outage; its lease is still held so the task can hand the job back."""
+
+    def __init__(self, run: str, cause: BaseException):
+        super().__init__(f"{type(cause).__name__}: {cause}")
+        self.run = run
+        self.cause = cause
 
 
 Handler = Callable[[WorkerRuntime, Job, Callable[[str, int, int], None]], dict[str, Any]]
 
 
 def load_images(rt: WorkerRuntime, job: Job) -> list[ImageInput]:
+    """One image at a time, each at the working resolution: a job's memory is bounded by its image count."""
+    s = rt.settings
     return [
-        ImageInput(rgb=decode_image(rt.store.get_bytes(img["key"]), max_pixels=rt.settings.max_image_pixels),
+        ImageInput(rgb=decode_image(rt.store.get_bytes(img["key"]), max_pixels=s.max_image_pixels,
+                                    min_side=s.min_image_side, max_aspect_ratio=s.max_aspect_ratio,
+                                    max_side=s.decode_max_side),
                    title=img.get("title"))
         for img in job.spec["images"]
     ]
@@ -67,10 +86,10 @@ HANDLERS: dict[str, Handler] = {
 
 
 class _Progress:
-    """Writes progress to the job record, times stages, and stops the job once it is cancelled."""
+    """Writes progress to the job record, times stages, and stops a run that lost its job."""
 
-    def __init__(self, rt: WorkerRuntime, job: Job):
-        self.rt, self.job = rt, job
+    def __init__(self, rt: WorkerRuntime, job: Job, run: str):
+        self.rt, self.job, self.run = rt, job, run
         self.stage: str | None = None
         self.since = time.perf_counter()
 
@@ -78,7 +97,9 @@ class _Progress:
         if stage != self.stage:
             self.close()
             self.stage, self.since = stage, time.perf_counter()
-        if self.rt.jobs.set_progress(self.job.id, stage, done, total) is not JobStatus.running:
+        if not self.rt.leases.holds(self.job.id, self.run) or (
+            self.rt.jobs.set_progress(self.job.id, stage, done, total, run=self.run) is not JobStatus.running
+        ):
             raise JobCancelled(self.job.id)
 
     def close(self) -> None:
@@ -86,74 +107,137 @@ class _Progress:
             metrics.STAGE_SECONDS.labels(self.job.kind, self.stage).observe(time.perf_counter() - self.since)
 
 
+def result_key(job: Job, run: str) -> str:
+    return f"results/{job.client}/{job.id}/{run}.json"
+
+
 def execute_job(rt: WorkerRuntime, job_id: str) -> JobStatus | None:
-    """Run one delivery of a job; returns the job's status afterwards (None if the record is gone)."""
-    jobs = rt.jobs
-    status, attempts = jobs.begin_attempt(job_id)
-    if status is None or status.terminal:
-        log.info("job %s is %s; delivery dropped", job_id, status.value if status else "gone")
-        return status
-    if attempts > rt.settings.max_deliveries:
-        jobs.finish(job_id, JobStatus.failed,
-                    error=f"the job was delivered {attempts} times and its worker died each time; giving up")
-        metrics.JOBS_FINISHED.labels("unknown", "failed").inc()
-        return JobStatus.failed
-    job = jobs.get(job_id)
-    assert job is not None
+    """Run one delivery of a job; returns the job's status afterwards (None if the record is gone).
+
+    Raises `TransientFailure` (lease still held) when an outage stopped the run.
+    """
+    attempt = rt.leases.begin(job_id)
+    if attempt.outcome is not Begin.started:
+        log.info("job %s: delivery dropped (%s, %s)", job_id, attempt.outcome.value,
+                 attempt.status.value if attempt.status else "no record")
+        if attempt.outcome is Begin.finished and attempt.status is JobStatus.failed:
+            metrics.JOBS_FINISHED.labels("unknown", "failed").inc()
+        return attempt.status
+    run = attempt.run
+    assert run is not None
+    transient = False
+    try:
+        return _run(rt, job_id, run)
+    except TRANSIENT as exc:
+        transient = True
+        raise TransientFailure(run, exc) from exc
+    finally:
+        if not transient:
+            rt.leases.release(job_id, run)
+
+
+def _run(rt: WorkerRuntime, job_id: str, run: str) -> JobStatus | None:
+    job = rt.jobs.get(job_id)
+    if job is None:
+        return None
     handler = HANDLERS.get(job.kind)
     if handler is None:
-        jobs.finish(job_id, JobStatus.failed, error=f"no handler for job kind {job.kind!r}")
-        return JobStatus.failed
-    progress = _Progress(rt, job)
+        return _fail(rt, job, run, f"no handler for job kind {job.kind!r}")
+    progress = _Progress(rt, job, run)
     try:
         report = handler(rt, job, progress)
     except JobCancelled:
-        return JobStatus.cancelled
+        current = rt.jobs.get(job_id)
+        return current.status if current else None
     except TRANSIENT:
         raise
     except ObjectNotFound as exc:
-        return _fail(rt, job, f"input image is no longer stored ({exc}); resubmit the request")
+        return _fail(rt, job, run, f"input image is no longer stored ({exc}); resubmit the request")
     except ImageRejected as exc:
-        return _fail(rt, job, f"image could not be processed: {exc}")
+        return _fail(rt, job, run, f"image could not be processed: {exc}")
     except Exception as exc:  # a bug or a bad model must fail the job, not loop it
         log.exception("job %s failed", job_id)
-        return _fail(rt, job, f"internal error: {type(exc).__name__}: {exc}")
+        return _fail(rt, job, run, f"internal error: {type(exc).__name__}: {exc}")
     finally:
         progress.close()
-    key = f"results/{job.client}/{job.id}.json"
-    rt.store.put_json(key, report)
-    if not jobs.finish(job_id, JobStatus.succeeded, result_key=key):
-        rt.store.delete(key)  # cancelled while finishing: leave nothing behind
-        current = jobs.get(job_id)
+    key = result_key(job, run)
+    try:
+        rt.store.put_json(key, report)
+    except ValueError as exc:  # not JSON (NaN/Infinity): a bug, never a report that cannot be read back
+        log.exception("job %s produced an unstorable report", job_id)
+        return _fail(rt, job, run, f"internal error: the report could not be stored: {exc}")
+    if not rt.jobs.finish(job_id, JobStatus.succeeded, result_key=key, run=run):
+        rt.store.delete(key)  # cancelled, or taken over after a lost lease: only our own key goes
+        current = rt.jobs.get(job_id)
         return current.status if current else None
     metrics.JOBS_FINISHED.labels(job.kind, "succeeded").inc()
     return JobStatus.succeeded
 
 
-def _fail(rt: WorkerRuntime, job: Job, error: str) -> JobStatus:
-    rt.jobs.finish(job.id, JobStatus.failed, error=error)
-    metrics.JOBS_FINISHED.labels(job.kind, "failed").inc()
-    return JobStatus.failed
+def _fail(rt: WorkerRuntime, job: Job, run: str, error: str) -> JobStatus | None:
+    if rt.jobs.finish(job.id, JobStatus.failed, error=error, run=run):
+        metrics.JOBS_FINISHED.labels(job.kind, "failed").inc()
+        return JobStatus.failed
+    current = rt.jobs.get(job.id)
+    return current.status if current else None
 
 
-@celery_app.task(name=RUN_JOB_TASK)
-def run_job(job_id: str) -> None:
+def retry_countdown(rt: WorkerRuntime, retries: int) -> float:
+    settings = rt.settings
+    return float(get_exponential_backoff_interval(settings.transient_backoff_s, retries,
+                                                  settings.transient_backoff_max_s, full_jitter=False))
+
+
+@celery_app.task(name=RUN_JOB_TASK, bind=True)
+def run_job(self: Task, job_id: str) -> None:
     rt = get_runtime()
     try:
         execute_job(rt, job_id)
-    except TRANSIENT as exc:
-        log.warning("job %s hit a transient outage (%s); requeueing", job_id, exc)
+    except TransientFailure as failure:
+        _retry_later(self, rt, job_id, failure)
+
+
+def _retry_later(task: Task, rt: WorkerRuntime, job_id: str, failure: TransientFailure) -> None:
+    """Hand the job back and publish a delayed retry; fail it once the retries are spent."""
+    retries = task.request.retries
+    if retries >= rt.settings.transient_retries:
+        log.error("job %s: giving up after %d retries (%s)", job_id, retries, failure)
         try:
-            rt.jobs.release_attempt(job_id)
+            rt.jobs.finish(job_id, JobStatus.failed, run=failure.run,
+                           error=f"storage or broker unavailable after {retries} retries: {failure}")
         except TRANSIENT:
-            pass  # Redis itself is down: the delivery stays counted, which only tightens the limit
-        time.sleep(TRANSIENT_PAUSE_S)
-        raise Reject(exc, requeue=True) from exc
+            rt.leases.defer(job_id, failure.run, countdown=retry_countdown(rt, retries), retries=retries)
+            return
+        rt.leases.release(job_id, failure.run)
+        return
+    countdown = retry_countdown(rt, retries)
+    log.warning("job %s hit an outage (%s); retry %d in %.0f s", job_id, failure, retries + 1, countdown)
+    try:
+        rt.leases.hand_back(job_id, failure.run, countdown=countdown)
+    except TRANSIENT:
+        # Redis is away: the keeper holds the lease and hands the job back once Redis answers.
+        rt.leases.defer(job_id, failure.run, countdown=countdown, retries=retries + 1)
+        return
+    try:
+        task.retry(exc=failure.cause, countdown=countdown, max_retries=None)
+    except Retry:
+        raise
+    except Reject as exc:
+        # The retry could not be published: the record is queued with a deadline, so a sweep resends it.
+        log.warning("job %s: retry not published (%s); the lease sweep will resend it", job_id, exc)
+
+
+def resend(job_id: str, countdown: float, retries: int) -> None:
+    """Publish a job's task again (the lease keeper's way to recover a job)."""
+    job = get_runtime().jobs.get(job_id)
+    if job is not None:
+        celery_app.send_task(RUN_JOB_TASK, args=[job_id], queue=job.queue, task_id=job_id,
+                             countdown=countdown or None, retries=retries)
 
 
 @signals.worker_init.connect
 def _on_worker_init(**_: Any) -> None:
-    get_runtime().start()
+    get_runtime().start(resend)
 
 
 @signals.worker_shutdown.connect

@@ -10,15 +10,17 @@ from fastapi import APIRouter, Query
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse, StreamingResponse
 
-from api.analysis import submit
+from api.analysis import AnalysisRoute, submit
 from api.deps import ClientDep, JobClientDep, SettingsDep
 from api.errors import ApiError, not_found
 from api.analyses import submission_from_body
-from api.schemas import BatchRequest
-from workers.client import JobClient
+from api.schemas import BatchItem, BatchRequest, error_responses
+from dermq.settings import Settings
+from workers.client import JobClient, Submission
 from workers.jobs import Job, JobStatus, iso, new_id
 
-router = APIRouter(prefix="/batches", tags=["batches"])
+router = APIRouter(prefix="/batches", tags=["batches"], route_class=AnalysisRoute,
+                   responses=error_responses(401, 404, 413, 503))
 
 
 @router.post("", status_code=202)
@@ -28,16 +30,7 @@ async def create_batch(body: BatchRequest, client: ClientDep, jobs: JobClientDep
     if len(body.items) > settings.max_batch_items:
         raise ApiError.one(413, f"at most {settings.max_batch_items} items per batch; send several batches",
                            type="too_many_items", loc=["body", "items"])
-    accepted: list[tuple[int, Any]] = []
-    rejected: list[dict[str, Any]] = []
-    for i, item in enumerate(body.items):
-        try:
-            sub = submission_from_body(item.kind, item.body, settings, ["body", "items", i, "body"])
-        except ApiError as exc:
-            rejected.append({"index": i, "reference": item.reference, "status": exc.status, "detail": exc.items})
-            continue
-        sub.reference = item.reference
-        accepted.append((i, sub))
+    accepted, rejected = await run_in_threadpool(_check_items, body.items, settings)  # decodes every image
     if not accepted:
         raise ApiError(422, [d for r in rejected for d in r["detail"]])
 
@@ -58,6 +51,21 @@ async def create_batch(body: BatchRequest, client: ClientDep, jobs: JobClientDep
         status_code=202,
         headers={"Location": f"/batches/{batch.id}"},
     )
+
+
+def _check_items(items: list[BatchItem], settings: Settings) -> tuple[list[tuple[int, Submission]], list[dict[str, Any]]]:
+    """Each item on its own: (index, submission) of the good ones, the rejection of each bad one."""
+    accepted: list[tuple[int, Submission]] = []
+    rejected: list[dict[str, Any]] = []
+    for i, item in enumerate(items):
+        try:
+            sub = submission_from_body(item.kind, item.body, settings, ["body", "items", i, "body"])
+        except ApiError as exc:
+            rejected.append({"index": i, "reference": item.reference, "status": exc.status, "detail": exc.items})
+            continue
+        sub.reference = item.reference
+        accepted.append((i, sub))
+    return accepted, rejected
 
 
 @router.get("/{batch_id}")

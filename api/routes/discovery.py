@@ -5,12 +5,16 @@ from fastapi.concurrency import run_in_threadpool
 
 from api.deps import ClientDep, JobClientDep, SettingsDep
 from api.errors import ApiError
+from api.schemas import error_responses
 from dermq import __version__
 from pipeline.catalogue import load_catalogue
 from pipeline.severity import body_sites
 from pipeline.severity.systems import SYSTEMS, systems_for_condition
 
-router = APIRouter(tags=["discovery"])
+router = APIRouter(tags=["discovery"], responses=error_responses(401, 404, 503))
+
+# What clients may see of a worker's heartbeat: not its host and pid, nor its tuning.
+PUBLIC_WORKER_FIELDS = ("device", "version", "models", "modelError")
 
 
 @router.get("/conditions")
@@ -41,7 +45,7 @@ async def questionnaires(_: ClientDep, code: str | None = Query(None, descriptio
 @router.get("/device-information")
 async def device_information(_: ClientDep, jobs: JobClientDep, settings: SettingsDep):
     """What is serving: version, and the model bundles each live worker has loaded."""
-    workers = await run_in_threadpool(jobs.workers)
+    workers = [{k: w[k] for k in PUBLIC_WORKER_FIELDS if k in w} for w in await run_in_threadpool(jobs.workers)]
     models = {(m["name"], m["version"], m["sha256"]): m for w in workers for m in w.get("models", [])}
     configured = str(settings.model_dir) if settings.model_dir else settings.model_bundle
     segmenter = str(settings.segmenter_dir) if settings.segmenter_dir else settings.segmenter_bundle
@@ -54,5 +58,6 @@ async def device_information(_: ClientDep, jobs: JobClientDep, settings: Setting
             else "shipped dermoscopy lesion segmenter (no bundle configured)"
         ),
         "models": list(models.values()),
+        "workerCount": len(workers),
         "workers": workers,
     }

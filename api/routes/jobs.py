@@ -7,11 +7,12 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
 
 from api.analysis import result_or_error
-from api.deps import ClientDep, JobClientDep
+from api.deps import ClientDep, JobClientDep, JobReaderDep
 from api.errors import ApiError, not_found
+from api.schemas import error_responses
 from workers.jobs import JobStatus
 
-router = APIRouter(prefix="/jobs", tags=["jobs"])
+router = APIRouter(prefix="/jobs", tags=["jobs"], responses=error_responses(401, 404, 409, 503))
 
 
 @router.get("")
@@ -22,8 +23,9 @@ async def list_jobs(client: ClientDep, jobs: JobClientDep, status: JobStatus | N
 
 
 @router.get("/{job_id}")
-async def get_job(job_id: str, client: ClientDep, jobs: JobClientDep):
-    job = await run_in_threadpool(jobs.get, client, job_id)
+async def get_job(job_id: str, client: ClientDep, reader: JobReaderDep):
+    # The polled endpoint: read on the event loop (no thread hop), see api/job_reader.py.
+    job = await reader.get(client, job_id)
     if job is None:
         raise not_found("job")
     return job.public()

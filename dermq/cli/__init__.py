@@ -8,6 +8,7 @@ from dermq import __version__
 from dermq.cli.accounts import accounts
 from dermq.cli.bench import bench
 from dermq.cli.bench_gate import gate
+from dermq.cli.bench_polling import polling
 from dermq.cli.bench_segmentation import segmentation
 from dermq.cli.models import models
 from dermq.cli.phantoms import phantoms
@@ -24,5 +25,6 @@ def main() -> None:
 
 bench.add_command(segmentation)
 bench.add_command(gate)
+bench.add_command(polling)
 for command in (up, api, worker, accounts, submit, bench, models, train, phantoms):
     main.add_command(command)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import statistics
-import tempfile
 import time
 from pathlib import Path
 
@@ -77,7 +76,7 @@ def end_to_end(client: DermqClient, images: list[Path], count: int, sync_request
 @click.group(invoke_without_command=True)
 @click.pass_context
 def bench(ctx: click.Context) -> None:
-    """Benchmarks: `service` (the default) and `segmentation`."""
+    """Benchmarks: `service` (the default), `segmentation`, `gate` and `polling`."""
     if ctx.invoked_subcommand is None:
         ctx.invoke(service)
 
@@ -102,17 +101,10 @@ def service(image_dir: Path | None, count: int, sync_requests: int, url: str | N
     if url:
         e2e = end_to_end(DermqClient(url, username=username, password=password), images, count, sync_requests)
     else:
-        from dermq.embedded import EmbeddedStack, ensure_dev_account, free_port
-        from dermq.settings import Settings
+        from dermq.cli.bench_polling import embedded_service
 
-        with tempfile.TemporaryDirectory(prefix="dermq-bench-") as tmp:
-            settings = Settings(data_dir=Path(tmp))
-            user, pw = ensure_dev_account(settings)
-            console.print("starting an embedded service (Redis, 1 worker, API)...")
-            with EmbeddedStack(settings, port=free_port(), quiet=True,
-                               env={"DERMQ_WORKER_METRICS_PORT": "0"}) as stack:
-                stack.wait_for_workers()
-                e2e = end_to_end(DermqClient(stack.url, username=user, password=pw), images, count, sync_requests)
+        with embedded_service(console) as (stack_url, user, pw):
+            e2e = end_to_end(DermqClient(stack_url, username=user, password=pw), images, count, sync_requests)
     table = Table(title="dermq bench (one run, same machine)")
     table.add_column("measure")
     table.add_column("value", justify="right")

@@ -29,13 +29,17 @@ def _settings(data_dir: Path | None) -> Settings:
 @click.option("--data-dir", type=click.Path(path_type=Path), help="Default: $DERMQ_DATA_DIR or ./data")
 @click.option("--workers", default=1, show_default=True, type=int, help="Worker processes.")
 def up(host: str, port: int, data_dir: Path | None, workers: int) -> None:
-    """Start Redis (embedded unless DERMQ_REDIS_URL is set), a worker and the API; Ctrl-C stops all."""
+    """Start Redis (embedded unless DERMQ_REDIS_URL is set), a worker and the API, restarting any part that
+    exits; Ctrl-C stops all."""
     from dermq.embedded import EmbeddedStack, ensure_dev_account
 
     settings = _settings(data_dir)
-    settings.check_production()
+    _check_startup(settings, host)  # also creates <data_dir>/jwt-secret, once, unless DERMQ_JWT_SECRET is set
     username, password = ensure_dev_account(settings)
     stack = EmbeddedStack(settings, host=host, port=port, workers=workers)
+    # The supervisor's notes (a part exited, restarted) go to the terminal beside the parts' own output.
+    logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    logging.getLogger("dermq.embedded").setLevel(logging.INFO)
     stopping = False
 
     def _stop(signum: int, _frame: object) -> None:
@@ -44,10 +48,15 @@ def up(host: str, port: int, data_dir: Path | None, workers: int) -> None:
             stopping = True
             raise KeyboardInterrupt
 
-    signal.signal(signal.SIGTERM, _stop)
+    handled = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+    previous = {signum: signal.getsignal(signum) for signum in handled}
+    for signum in (signal.SIGTERM, signal.SIGHUP):
+        if previous[signum] is not signal.SIG_IGN:  # under nohup a closed terminal still stops nothing
+            signal.signal(signum, _stop)
     try:
         click.echo("starting dermq (Redis, worker, API)...")
         stack.start()
+        stack.supervise()  # a part that exits is restarted with backoff; nothing else stops the stack
         stack.wait_for_workers()
         click.echo(
             f"\ndermq is running at {stack.url}  (API docs: {stack.url}/docs)\n"
@@ -57,16 +66,27 @@ def up(host: str, port: int, data_dir: Path | None, workers: int) -> None:
             "Press Ctrl-C to stop.\n"
         )
         while True:
-            for proc in [stack.api_proc, stack.redis_proc, *stack.worker_procs]:
-                if proc is not None and proc.poll() is not None:
-                    raise click.ClickException(f"a component exited with code {proc.returncode}; stopping")
-            time.sleep(0.5)
+            time.sleep(1)
     except KeyboardInterrupt:
-        click.echo("\nstopping dermq...")
+        click.echo("\nstopping dermq (workers finish their current job)...")
     finally:
-        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+        # The parts run in their own sessions: an impatient second Ctrl-C must not leave them orphaned.
+        for signum in handled:
+            signal.signal(signum, signal.SIG_IGN)
         stack.stop()
+        for signum, handler in previous.items():
+            if handler is not None:  # None: set outside Python, nothing to put back
+                signal.signal(signum, handler)
         click.echo("stopped.")
+
+
+def _check_startup(settings: Settings, host: str) -> None:
+    """Production secrets, and no built-in or short signing secret on a non-loopback address, in any mode."""
+    try:
+        settings.check_production()
+        settings.check_listen(host)
+    except RuntimeError as exc:
+        raise click.ClickException(str(exc)) from None
 
 
 @click.command()
@@ -77,7 +97,7 @@ def api(host: str, port: int, processes: int) -> None:
     """Run the HTTP API alone (uvicorn)."""
     import uvicorn
 
-    _settings(None).check_production()
+    _check_startup(_settings(None), host)
     uvicorn.run("api.main:create_app", factory=True, host=host, port=port, workers=processes,
                 proxy_headers=True, log_level="info")
 

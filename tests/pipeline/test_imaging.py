@@ -93,7 +93,62 @@ def test_exif_orientation_is_applied() -> None:
     assert top[2] > 150 and top[0] < 100, "the blue strip should now be at the top"
 
 
+def test_a_corrupt_exif_block_does_not_stop_the_decode() -> None:
+    # FillOrder (a number in TIFF) holding text: readable, but not writable back, as ImageOps.exif_transpose does.
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    exif[0x010F] = "cam"
+    block = exif.tobytes().replace(b"\x01\x0f\x00\x02", b"\x01\x0a\x00\x02")
+    data = encode(Image.new("RGB", (60, 40), (200, 150, 120)), "JPEG", exif=block)
+    check_image(data, declared_type=None, max_pixels=10**6)
+    assert decode_image(data, max_pixels=10**6).shape == (60, 40, 3), "the orientation still applies"
+
+
 def test_alpha_is_composited_on_white() -> None:
     data = encode(Image.new("RGBA", (4, 4), (0, 0, 0, 0)), "PNG")
     rgb = decode_image(data, max_pixels=10**6)
     assert rgb.dtype == np.uint8 and (rgb == 255).all()
+
+
+@pytest.mark.parametrize("size, kind", [
+    ((1, 1), "value_error.too_small"),
+    ((31, 200), "value_error.too_small"),
+    ((40000, 2), "value_error.too_small"),
+    ((2, 20000), "value_error.too_small"),
+    ((330, 32), "value_error.aspect_ratio"),
+    ((40, 1000), "value_error.aspect_ratio"),
+])
+def test_slivers_and_specks_are_refused_from_the_header(size: tuple[int, int], kind: str) -> None:
+    data = encode(Image.new("L", size), "PNG")
+    for check in (lambda: check_image(data, declared_type=None, max_pixels=10**6, min_side=32, max_aspect_ratio=10),
+                  lambda: decode_image(data, max_pixels=10**6, min_side=32, max_aspect_ratio=10)):
+        with pytest.raises(ImageRejected) as err:
+            check()
+        assert (err.value.status, err.value.kind, err.value.field) == (422, kind, "data")
+        assert f"{size[0]}x{size[1]}" in str(err.value)
+
+
+@pytest.mark.parametrize("size", [(32, 32), (320, 32), (32, 320), (200, 150), (1024, 683)])
+def test_sizes_at_the_limits_and_archive_sizes_pass(size: tuple[int, int]) -> None:
+    data = encode(Image.new("RGB", size, (200, 150, 120)), "JPEG")
+    assert check_image(data, declared_type=None, max_pixels=10**6, min_side=32, max_aspect_ratio=10).width == size[0]
+    assert decode_image(data, max_pixels=10**6, min_side=32, max_aspect_ratio=10).shape == (size[1], size[0], 3)
+
+
+def test_every_sample_image_passes_the_default_limits() -> None:
+    from dermq.settings import Settings
+
+    s = Settings()
+    for path in sorted(SAMPLE.glob("*.jpg")):
+        check_image(path.read_bytes(), declared_type="image/jpeg", max_pixels=s.max_image_pixels,
+                    min_side=s.min_image_side, max_aspect_ratio=s.max_aspect_ratio)
+
+
+@pytest.mark.parametrize("fmt", ["JPEG", "PNG"])
+def test_large_images_are_decoded_at_the_working_resolution(fmt: str) -> None:
+    rng = np.random.default_rng(0)
+    big = Image.fromarray(rng.integers(0, 255, (3000, 4000, 3), dtype=np.uint8))
+    rgb = decode_image(encode(big, fmt), max_pixels=10**8, max_side=1024)
+    assert rgb.shape == (768, 1024, 3) and rgb.dtype == np.uint8
+    small = decode_image(encode(big.resize((400, 300)), fmt), max_pixels=10**8, max_side=1024)
+    assert small.shape == (300, 400, 3), "images within the working size are left as they are"

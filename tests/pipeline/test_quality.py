@@ -1,7 +1,11 @@
 from __future__ import annotations
 
+import json
+import math
+import warnings
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import cv2
 import numpy as np
@@ -210,3 +214,58 @@ def test_classical_fallback_confidences_are_capped_at_the_measured_rates() -> No
     assert 50 <= mv["domain"]["additionalData"]["aiConfidence"]["value"] <= wilson_lower_bound(*MEASURED["domain"]) + 0.1
     dermoscopic = mv["modality"]["additionalData"]["aiConfidenceDermoscopic"]["value"]
     assert 50 <= dermoscopic <= wilson_lower_bound(*MEASURED["modality"])
+
+
+def non_finite(value: Any, path: str = "") -> list[str]:
+    """Paths of every NaN or infinite number in a report."""
+    if isinstance(value, float):
+        return [] if math.isfinite(value) else [path]
+    if isinstance(value, dict):
+        return [p for k, v in value.items() for p in non_finite(v, f"{path}.{k}")]
+    if isinstance(value, list):
+        return [p for i, v in enumerate(value) for p in non_finite(v, f"{path}[{i}]")]
+    return []
+
+
+def _noise(h: int, w: int) -> np.ndarray:
+    return np.random.default_rng(h * 7 + w).integers(0, 256, (h, w, 3), dtype=np.uint8)
+
+
+# Images that pass intake at its limits (32 px sides, 10:1), flat ones, and smaller slivers than intake
+# lets through (the pipeline must not depend on intake for finite numbers).
+DEGENERATE = {
+    "1x1": _noise(1, 1), "2x2": _noise(2, 2), "3x3-flat": np.full((3, 3, 3), 90, np.uint8),
+    "2x4000": _noise(2, 4000), "4000x2-flat": np.full((4000, 2, 3), (200, 150, 120), np.uint8),
+    "32x32": _noise(32, 32), "32x320": _noise(32, 320), "320x32-flat": np.full((320, 32, 3), (200, 150, 120), np.uint8),
+    "skin-coloured": np.full((300, 400, 3), (200, 150, 120), np.uint8),
+    "black": np.zeros((300, 400, 3), np.uint8), "white": np.full((300, 400, 3), 255, np.uint8),
+}
+
+
+@pytest.mark.parametrize("gate", [None, DERMOSCOPIC, CLINICAL], ids=["classical", "dermoscopic", "clinical"])
+@pytest.mark.parametrize("name", DEGENERATE)
+def test_degenerate_images_give_finite_numbers(name: str, gate: GateProbs | None) -> None:
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", RuntimeWarning)  # an empty mean or 0/0 is a bug even if patched up later
+        mv = assess_media_validity(DEGENERATE[name], gate=gate)
+    assert not non_finite(mv), non_finite(mv)
+    json.dumps(mv, allow_nan=False)
+    assert set(mv["quality"]["metrics"]) == METRICS and 0 <= mv["quality"]["score"] <= 100
+
+
+def test_degenerate_images_give_finite_diagnosis_reports() -> None:
+    import torch
+
+    from pipeline.catalogue import load_catalogue
+    from pipeline.classify import Classifier
+    from pipeline.diagnosis import DiagnosisPipeline, ImageInput
+    from pipeline.models.bundle import SHIPPED_BUNDLES, load_bundle
+
+    bundle = load_bundle(SHIPPED_BUNDLES["classification"])
+    classifier = Classifier.from_bundle(bundle)
+    pipeline = DiagnosisPipeline(load_catalogue(), bundle.manifest, preprocess=classifier.preprocess,
+                                 predict=lambda xs: classifier.predict(torch.stack(list(xs))), quality=QualityConfig())
+    report = pipeline.run("r", [ImageInput(rgb, title=name) for name, rgb in DEGENERATE.items()])
+    assert len(report["imagingAnalysis"]) == len(DEGENERATE)
+    assert not non_finite(report), non_finite(report)
+    json.dumps(report, allow_nan=False)

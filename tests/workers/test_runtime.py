@@ -20,7 +20,7 @@ def test_sweep_expires_old_jobs_and_removes_their_objects(redis_client: redis.Re
     for job_id in (old, fresh):
         jobs.create(Job(id=job_id, client="alice", kind="diagnosis-support", status=JobStatus.queued,
                         created_at=time.time(), queue="q", spec={"images": []}))
-        jobs.begin_attempt(job_id)
+        jobs.begin_attempt(job_id, lease_s=30, max_lost=3)
         store.put_json(f"results/alice/{job_id}.json", {"id": job_id})
         jobs.finish(job_id, JobStatus.succeeded, result_key=f"results/alice/{job_id}.json")
     store.put_bytes("inputs/alice/old.jpg", b"x")

@@ -13,6 +13,7 @@ absolute path, or carry characters that filesystems and S3 treat differently.
 from __future__ import annotations
 
 import abc
+import contextlib
 import json
 import re
 from collections.abc import Iterable, Iterator
@@ -105,6 +106,14 @@ def validate_prefix(prefix: str) -> str:
     return prefix
 
 
+@contextlib.contextmanager
+def _outage_as_unavailable(action: str, key: str) -> Iterator[None]:
+    try:
+        yield
+    except OSError as exc:
+        raise StorageUnavailable(f"cannot {action} {key!r}: {exc}") from exc
+
+
 class ObjectStore(abc.ABC):
     """Flat key/value blob store with prefix listing.
 
@@ -141,22 +150,28 @@ class ObjectStore(abc.ABC):
         return count
 
     # --- public API ---------------------------------------------------------
+    # An OSError left over from a backend (a read-only or full disk, a permission taken away, a
+    # vanished mount) is an outage of the store, not a fault of the data: callers retry it.
     def put_bytes(self, key: str, data: bytes, content_type: str = "application/octet-stream") -> None:
         """Store ``data`` under ``key``, replacing any previous object atomically."""
         if not isinstance(data, (bytes, bytearray, memoryview)):
             raise TypeError(f"data must be bytes, got {type(data).__name__}")
-        self._put_bytes(validate_key(key), bytes(data), content_type)
+        with _outage_as_unavailable("write", key):
+            self._put_bytes(validate_key(key), bytes(data), content_type)
 
     def get_bytes(self, key: str) -> bytes:
         """Return the object's bytes; raise :class:`ObjectNotFound` if it does not exist."""
-        return self._get_bytes(validate_key(key))
+        with _outage_as_unavailable("read", key):
+            return self._get_bytes(validate_key(key))
 
     def exists(self, key: str) -> bool:
-        return self._exists(validate_key(key))
+        with _outage_as_unavailable("look up", key):
+            return self._exists(validate_key(key))
 
     def delete(self, key: str) -> None:
         """Remove the object; deleting a missing key is not an error (retries stay idempotent)."""
-        self._delete(validate_key(key))
+        with _outage_as_unavailable("delete", key):
+            self._delete(validate_key(key))
 
     def list(self, prefix: str = "") -> Iterator[ObjectInfo]:
         """Yield objects whose key starts with ``prefix``, in ascending key order."""
@@ -184,7 +199,8 @@ class ObjectStore(abc.ABC):
         return self._delete_keys(keys)
 
     def put_json(self, key: str, obj: Any) -> None:
-        data = json.dumps(obj, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+        """Raises ValueError for NaN or Infinity: they are not JSON, and no client could read them back."""
+        data = json.dumps(obj, ensure_ascii=False, separators=(",", ":"), allow_nan=False).encode("utf-8")
         self.put_bytes(key, data, content_type="application/json")
 
     def get_json(self, key: str) -> Any:

@@ -77,6 +77,8 @@ class LocalObjectStore(ObjectStore):
             with open(self._path(key), "rb") as fh:
                 return fh.read()
         except (FileNotFoundError, IsADirectoryError, NotADirectoryError):
+            if not self.root.is_dir():  # the whole store is gone (an unmounted volume): an outage, not a missing key
+                raise StorageUnavailable(f"storage root {self.root} is not available") from None
             raise ObjectNotFound(key) from None
 
     def _exists(self, key: str) -> bool:

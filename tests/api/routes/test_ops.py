@@ -1,7 +1,12 @@
 from __future__ import annotations
 
+from pathlib import Path
+
 import httpx
 import pytest
+
+from dermq.embedded import EmbeddedStack, free_port
+from dermq.settings import Settings
 
 pytestmark = pytest.mark.slow
 
@@ -21,17 +26,19 @@ def test_metrics_exposes_latency_queue_depth_and_jobs(service, api) -> None:
     assert "dermq_workers" in text
 
 
-def test_device_information_names_the_shipped_trained_models(api) -> None:
-    from pipeline.models.bundle import SHIPPED_BUNDLES, load_bundle
-
-    info = api.get("/device-information").json()
-    assert info["name"] == "dermq" and info["version"]
-    by_task = {m["task"]: m for m in info["models"]}
-    for task in ("classification", "segmentation"):
-        shipped = load_bundle(SHIPPED_BUNDLES[task]).manifest
-        assert by_task[task]["trained"] is True
-        assert (by_task[task]["name"], by_task[task]["sha256"]) == (shipped.name, shipped.weights_sha256)
-    assert info["workers"][0]["device"] == "cpu"
+def test_metrics_token_guards_metrics(redis_url: str, tmp_path: Path) -> None:
+    token = "scrape-token-" + "m" * 24
+    stack = EmbeddedStack(Settings(data_dir=tmp_path, redis_url=redis_url), port=free_port(), workers=0, quiet=True,
+                          env={"DERMQ_METRICS_TOKEN": token})
+    with stack:
+        for headers in ({}, {"Authorization": "Bearer wrong-token"}, {"Authorization": f"Basic {token}"},
+                        {"Authorization": f"Bearer {token}x"}):
+            r = httpx.get(f"{stack.url}/metrics", headers=headers)
+            assert r.status_code == 401 and r.json()["detail"][0]["type"] == "unauthorized", headers
+            assert r.headers["www-authenticate"] == "Bearer"
+        r = httpx.get(f"{stack.url}/metrics", headers={"Authorization": f"Bearer {token}"})
+        assert r.status_code == 200 and "dermq_queue_depth" in r.text
+        assert httpx.get(f"{stack.url}/healthz").status_code == 200, "only /metrics is guarded"
 
 
 def test_conditions_catalogue(api) -> None:

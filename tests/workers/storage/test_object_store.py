@@ -265,7 +265,7 @@ def test_local_failed_write_keeps_old_object_and_no_temp_files(
         raise OSError("disk on fire")
 
     monkeypatch.setattr(os, "fsync", broken_fsync)
-    with pytest.raises(OSError, match="disk on fire"):
+    with pytest.raises(StorageUnavailable, match="disk on fire"):  # an outage: callers retry it
         store.put_bytes("r/result.json", b"new but never complete")
     monkeypatch.undo()
 
@@ -287,6 +287,39 @@ def test_local_ping_fails_when_root_is_gone(tmp_path: Path) -> None:
     root.rmdir()
     with pytest.raises(StorageUnavailable):
         store.ping()
+
+
+def test_local_store_that_is_gone_is_unavailable_not_missing_keys(tmp_path: Path) -> None:
+    root = tmp_path / "objects"
+    store = LocalObjectStore(root)
+    store.put_bytes("inputs/a.jpg", b"x")
+    root.rename(tmp_path / "elsewhere")  # the volume was unmounted
+    with pytest.raises(StorageUnavailable):
+        store.get_bytes("inputs/a.jpg")
+    (tmp_path / "elsewhere").rename(root)
+    assert store.get_bytes("inputs/a.jpg") == b"x"
+    with pytest.raises(ObjectNotFound):
+        store.get_bytes("inputs/b.jpg")
+
+
+def test_local_store_refusing_writes_is_unavailable(tmp_path: Path) -> None:
+    import subprocess
+
+    store = LocalObjectStore(tmp_path / "objects")
+    if subprocess.run(["chattr", "+i", str(store.root)], capture_output=True).returncode != 0:
+        pytest.skip("chattr +i is not available here")
+    try:  # immutable even for root: every write is refused with EPERM
+        with pytest.raises(StorageUnavailable, match="not permitted"):
+            store.put_json("results/a.json", {"ok": True})
+    finally:
+        subprocess.run(["chattr", "-i", str(store.root)], check=True)
+    store.put_json("results/a.json", {"ok": True})
+
+
+def test_json_that_is_not_json_is_refused(store: ObjectStore) -> None:
+    with pytest.raises(ValueError):
+        store.put_json("r/nan.json", {"score": float("nan")})
+    assert not store.exists("r/nan.json")
 
 
 # --- S3 backend specifics -----------------------------------------------------
