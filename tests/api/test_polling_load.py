@@ -33,6 +33,8 @@ def test_200_paced_pollers_get_answers_within_100_ms(service, api) -> None:
         assert time.monotonic() < deadline, "the jobs did not finish"
         time.sleep(0.5)
 
+    # Warm-up: the first polls open 200 connections and fill the token cache; the bound is for steady polling.
+    poll_load(service.url, service.token(), job_ids, pollers=POLLERS, duration_s=3.0, think_s=THINK_S)
     figures = poll_load(service.url, service.token(), job_ids, pollers=POLLERS, duration_s=DURATION_S,
                         think_s=THINK_S)
 
