@@ -99,6 +99,13 @@ SERVICE_ENV = {
 }
 
 
+def own_database(redis_url: str, db: int) -> str:
+    """The same Redis, database `db`, emptied: a private stack there shares no queue or lease with others."""
+    url = redis_url.rsplit("/", 1)[0] + f"/{db}"
+    redis.Redis.from_url(url).flushdb()
+    return url
+
+
 @contextmanager
 def running_service(redis_url: str, data_dir: Path, *, workers: int = 1, **env: str) -> Iterator[Service]:
     """API + worker processes over HTTP, with a development and a second client account."""

@@ -13,7 +13,7 @@ from typing import Iterator
 import pytest
 import redis
 
-from support import SAMPLE_IMAGES, Service, attachment, running_service
+from support import SAMPLE_IMAGES, Service, attachment, own_database, running_service
 
 pytestmark = pytest.mark.slow
 
@@ -22,8 +22,7 @@ JOBS = 3
 
 @pytest.fixture(scope="module")
 def short_visibility(redis_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Service]:
-    url = redis_url.rsplit("/", 1)[0] + "/9"
-    redis.Redis.from_url(url).flushdb()
+    url = own_database(redis_url, 9)
     with running_service(url, tmp_path_factory.mktemp("redelivery-data"), workers=2,
                          DERMQ_VISIBILITY_TIMEOUT_S="1", DERMQ_WORKER_CONCURRENCY="1",
                          DERMQ_BATCH_MAX_SIZE="1") as svc:

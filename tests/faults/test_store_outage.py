@@ -15,9 +15,8 @@ from pathlib import Path
 from typing import Iterator
 
 import pytest
-import redis
 
-from support import SAMPLE_IMAGES, Service, attachment, running_service
+from support import SAMPLE_IMAGES, Service, attachment, own_database, running_service
 
 pytestmark = pytest.mark.slow
 
@@ -31,8 +30,7 @@ def chattr(flag: str, root: Path) -> bool:
 
 @pytest.fixture(scope="module")
 def stack(redis_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Service]:
-    url = redis_url.rsplit("/", 1)[0] + "/10"
-    redis.Redis.from_url(url).flushdb()
+    url = own_database(redis_url, 10)
     with running_service(url, tmp_path_factory.mktemp("outage-data"), DERMQ_WORKER_CONCURRENCY="2") as svc:
         yield svc
 

@@ -17,7 +17,7 @@ from typing import Iterator
 import pytest
 import redis
 
-from support import SAMPLE_IMAGES, Service, attachment, running_service
+from support import SAMPLE_IMAGES, Service, attachment, own_database, running_service
 
 pytestmark = pytest.mark.slow
 
@@ -27,8 +27,7 @@ RECOVERY_S = 60  # the issue's bound: a killed worker's jobs finish within about
 
 @pytest.fixture(scope="module")
 def two_workers(redis_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Service]:
-    url = redis_url.rsplit("/", 1)[0] + "/11"  # its own database: no other stack sweeps or takes these jobs
-    redis.Redis.from_url(url).flushdb()
+    url = own_database(redis_url, 11)  # its own database: no other stack sweeps or takes these jobs
     with running_service(url, tmp_path_factory.mktemp("kill-data"), workers=2,
                          DERMQ_VISIBILITY_TIMEOUT_S="300", DERMQ_WORKER_CONCURRENCY="2") as svc:
         yield svc

@@ -21,14 +21,13 @@ from typing import Iterator
 import cv2
 import numpy as np
 import pytest
-import redis
 from click.testing import CliRunner
 from PIL import Image
 
 from dermq.cli.models import models
 from pipeline.phantoms import PHANTOM_CLASSES, export_dataset
 from pipeline.segmentation import jaccard
-from support import Service, running_service
+from support import Service, own_database, running_service
 from training.classifier import ClassifierTrainConfig, train_classifier
 from training.segmenter import SegmenterTrainConfig, train_segmenter
 
@@ -50,8 +49,7 @@ def phantoms(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
 @pytest.fixture(scope="module")
 def proof_service(redis_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Service]:
     # Its own Redis database, so the session service's worker never takes these jobs.
-    url = redis_url.rsplit("/", 1)[0] + "/12"
-    redis.Redis.from_url(url).flushdb()
+    url = own_database(redis_url, 12)
     with running_service(url, tmp_path_factory.mktemp("proof-data"), DERMQ_MODEL_POLL_S="1") as svc:
         yield svc
 
