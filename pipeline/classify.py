@@ -17,7 +17,7 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from pipeline.gate import GATE_CLASSES, GATE_HEAD, pooled_statistics
+from pipeline.gate import GATE_CLASSES, GATE_HEAD, SHARPNESS_CLASSES, SHARPNESS_HEAD, pooled_statistics
 from pipeline.models.bundle import BundleError, BundleManifest, ModelBundle
 
 __all__ = ["Classifier", "ClassifierOutput", "preprocess_image"]
@@ -28,7 +28,9 @@ class ClassifierOutput:
     probs: np.ndarray  # (C,) float64, softmax(logits / temperature), sums to 1
     cams: np.ndarray  # (C, h, w) float32, W @ F per location (bias excluded)
     logits: np.ndarray  # (C,) float64, raw (pre-temperature) logits
-    gate: np.ndarray | None = None  # (3,) calibrated image-gate probabilities (GATE_CLASSES), if the bundle has the head
+    # (3,) calibrated image-gate probabilities (GATE_CLASSES), if the bundle has the head; (4,) with the
+    # sharpness head's calibrated P(blurred) appended, if it has that one too (``GateProbs.from_array``).
+    gate: np.ndarray | None = None
 
 
 def preprocess_image(
@@ -67,6 +69,7 @@ class Classifier:
         module: nn.Module,
         device: str | torch.device = "cpu",
         gate: tuple[Tensor, Tensor] | None = None,
+        sharpness: tuple[Tensor, Tensor] | None = None,
     ) -> None:
         if manifest.task != "classification":
             raise BundleError(f"bundle {manifest.name} is a {manifest.task} model, not a classifier")
@@ -97,13 +100,33 @@ class Classifier:
             self.gate_weight = weight.float().to(self.device)
             self.gate_bias = bias.float().to(self.device)
             self.gate_temperature = float(spec.temperature)
+        # The sharpness head reads the very same input vector: one more small product (P(blurred)).
+        self.sharpness_weight: Tensor | None = None
+        self.sharpness_bias: Tensor | None = None
+        self.sharpness_temperature = 1.0
+        if sharpness is not None and gate is not None:
+            spec = manifest.heads[SHARPNESS_HEAD]
+            if list(spec.taps) != self.gate_taps or list(spec.pooling) != self.gate_pooling:
+                raise BundleError(f"sharpness head reads taps {spec.taps} / {spec.pooling}, not the image gate's "
+                                  f"{self.gate_taps} / {self.gate_pooling}")
+            weight, bias = sharpness
+            if tuple(weight.shape) != (len(SHARPNESS_CLASSES), self.gate_weight.shape[1]):
+                raise BundleError(f"sharpness head has shape {tuple(weight.shape)}, expected "
+                                  f"{(len(SHARPNESS_CLASSES), self.gate_weight.shape[1])}")
+            self.sharpness_weight = weight.float().to(self.device)
+            self.sharpness_bias = bias.float().to(self.device)
+            self.sharpness_temperature = float(spec.temperature)
 
     @classmethod
     def from_bundle(cls, bundle: ModelBundle, device: str | torch.device = "cpu") -> Classifier:
         head = bundle.head(GATE_HEAD)
         if head is not None and tuple(head[0].classes) != GATE_CLASSES:
             raise BundleError(f"image gate classes {head[0].classes} are not {list(GATE_CLASSES)}")
-        return cls(bundle.manifest, bundle.build_module(), device, gate=None if head is None else head[1:])
+        sharp = bundle.head(SHARPNESS_HEAD)
+        if sharp is not None and tuple(sharp[0].classes) != SHARPNESS_CLASSES:
+            raise BundleError(f"sharpness head classes {sharp[0].classes} are not {list(SHARPNESS_CLASSES)}")
+        return cls(bundle.manifest, bundle.build_module(), device, gate=None if head is None else head[1:],
+                   sharpness=None if sharp is None else sharp[1:])
 
     def preprocess(self, rgb: np.ndarray) -> Tensor:
         m = self.manifest
@@ -153,7 +176,12 @@ class Classifier:
         if self.gate_weight is not None and self.gate_bias is not None:
             gate_input = self._head_input(features, tapped, self.gate_pooling)
             gate_logits = (gate_input @ self.gate_weight.T + self.gate_bias).double()
-            gate_np = torch.softmax(gate_logits / self.gate_temperature, dim=1).cpu().numpy()
+            gate_probs = torch.softmax(gate_logits / self.gate_temperature, dim=1)
+            if self.sharpness_weight is not None and self.sharpness_bias is not None:
+                blur_logits = (gate_input @ self.sharpness_weight.T + self.sharpness_bias).double()
+                blurred = torch.softmax(blur_logits / self.sharpness_temperature, dim=1)[:, 1:]
+                gate_probs = torch.cat([gate_probs, blurred], dim=1)
+            gate_np = gate_probs.cpu().numpy()
         return [
             ClassifierOutput(probs=probs_np[i].copy(), cams=cams_np[i].copy(), logits=logits_np[i].copy(),
                              gate=None if gate_np is None else gate_np[i].copy())

@@ -13,6 +13,12 @@ them on held-out real images; the bundle's manifest holds the figures):
 - ``dermoscopic``: a dermoscope's view of skin.
 
 ``pipeline.quality`` turns them into the report's ``domain`` and ``modality``.
+
+A second head on the same input, ``heads.sharpness`` (classes ``sharp``, ``blurred``), gives
+a calibrated P(blurred): CNN statistics of the early stages lose their fine-detail energy
+under blur whatever the scene, so it tells an out-of-focus or shaken photo from a naturally
+smooth naevus better than a classical measure alone. The classifier appends it to the gate
+probabilities, and ``pipeline.quality`` blends it with the classical ``sharpness`` metric.
 """
 
 from __future__ import annotations
@@ -23,10 +29,13 @@ import numpy as np
 import torch
 from torch import Tensor
 
-__all__ = ["GATE_CLASSES", "GATE_HEAD", "GateProbs", "pooled_statistics"]
+__all__ = ["GATE_CLASSES", "GATE_HEAD", "GateProbs", "SHARPNESS_CLASSES", "SHARPNESS_HEAD", "pooled_statistics"]
 
 GATE_HEAD = "image_gate"
 GATE_CLASSES = ("other", "clinical", "dermoscopic")
+# The learned blur cue: reads the gate head's input (same taps and pooling), column 1 is P(blurred).
+SHARPNESS_HEAD = "sharpness"
+SHARPNESS_CLASSES = ("sharp", "blurred")
 
 
 def pooled_statistics(maps: list[Tensor], pooling: list[str]) -> Tensor:
@@ -37,17 +46,24 @@ def pooled_statistics(maps: list[Tensor], pooling: list[str]) -> Tensor:
 
 @dataclass(frozen=True)
 class GateProbs:
-    """Calibrated gate probabilities of one image (they sum to 1)."""
+    """Calibrated gate probabilities of one image (the first three sum to 1).
+
+    ``blurred`` is the sharpness head's calibrated P(blurred), None for a bundle without it.
+    """
 
     other: float
     clinical: float
     dermoscopic: float
+    blurred: float | None = None
 
     @classmethod
     def from_array(cls, probs: np.ndarray) -> GateProbs:
+        """From the classifier's ``gate`` output: the GATE_CLASSES probabilities, then P(blurred) if present."""
         values = np.asarray(probs, np.float64)
-        if values.shape != (len(GATE_CLASSES),) or not np.isfinite(values).all():
-            raise ValueError(f"expected {len(GATE_CLASSES)} finite gate probabilities, got {values!r}")
+        if values.shape not in ((len(GATE_CLASSES),), (len(GATE_CLASSES) + 1,)) or not np.isfinite(values).all():
+            raise ValueError(f"expected {len(GATE_CLASSES)} finite gate probabilities (and P(blurred)), got {values!r}")
+        if len(values) > len(GATE_CLASSES) and not 0.0 <= values[-1] <= 1.0:
+            raise ValueError(f"P(blurred) must lie in [0, 1], got {values[-1]}")
         return cls(*(float(v) for v in values))
 
     @classmethod

@@ -20,7 +20,10 @@ check passes, and a score below 60 always comes with a failing metric whose hint
 what to do:
 
 - `sharpness`: 1 − the Crete et al. (2007) blur ratio in the worst of four directions
-  (motion blur destroys detail along one only), inside the field stop on dermoscopy;
+  (motion blur destroys detail along one only), inside the field stop on dermoscopy, blended
+  with the learned P(blurred) of the classifier bundle's `sharpness` head where it has one
+  (`blend_sharpness`: the learned cue fails a blurred image the ratio misses, and vouches
+  for a naturally smooth one, such as a small naevus on even skin, that the ratio fails);
 - `exposure`: mean CIELAB L* and crushed / blown-out share of the centre;
 - `noise`: Immerkær's sigma over the flattest 30 % of the window (texture is not grain);
 - `colorCast`: distance of the centre's mean a*b* from the sector where skin of any tone
@@ -47,6 +50,7 @@ from typing import Any
 import cv2
 import numpy as np
 
+from pipeline.codes import additional_data
 from pipeline.gate import GateProbs
 from pipeline.skin import skin_fraction, skin_mask, skin_region, vignette_mask
 
@@ -61,6 +65,9 @@ class QualityConfig:
     noise_window: int = 512  # side of the native-resolution centre window the noise is measured on
     min_short_side_px: int = 112  # smaller originals fail `resolution`: the model would upsample them over 1.7x
     min_sharpness: float = 0.55  # 1 - blur ratio (Crete et al. 2007) in the worst of 4 directions
+    # The learned sharpness head (calibrated P(blurred); thresholds chosen on the gate's calibration split):
+    max_blur_probability: float = 0.5  # above it `sharpness` fails, whatever the blur ratio says
+    sharp_probability: float = 0.05  # at or below it `sharpness` passes, whatever the blur ratio says
     min_brightness: float = 20.0  # mean CIELAB L* of the central region
     max_brightness: float = 90.0  # mean CIELAB L* of the central region
     max_clipped: float = 0.25  # share of crushed (≤5) or blown-out (≥250) grey levels in the central region
@@ -255,12 +262,42 @@ def blur_ratio(gray: np.ndarray, inside: np.ndarray | None = None) -> float:
     return worst
 
 
-def _sharpness(v: _Views, c: QualityConfig) -> tuple[float, float, str]:
+def classical_sharpness_subscore(value: float, c: QualityConfig) -> float:
+    """Sub-score of the classical measure (1 - blur ratio): `min_sharpness` is the limit."""
+    return _ramp(value, c.min_sharpness - 0.4, c.min_sharpness, c.min_sharpness + 0.2)
+
+
+def blend_sharpness(classical: float, p_blurred: float, c: QualityConfig) -> float:
+    """The `sharpness` sub-score from the classical one and the learned, calibrated P(blurred).
+
+    Two sub-scores on the same 0 / 0.6 / 1 anchors as every check: `learned` reaches the
+    limit at `max_blur_probability` (1 at P = 0, 0 at P = 1), and `vouched`, the learned
+    cue's warrant for sharpness, reaches it at `sharp_probability` and is 0 from
+    `max_blur_probability` on. The result is min(learned, max(classical, vouched)): the
+    learned cue can always fail an image (it caps the score), can lift a classical failure
+    only where it is confident the image is sharp, and in between the classical measure
+    decides. Continuous and monotone in both cues, so the score still falls with blur.
+    """
+    learned = _ramp(p_blurred, 1.0, c.max_blur_probability, 0.0)
+    vouched = _ramp(p_blurred, c.max_blur_probability, c.sharp_probability, 0.0)
+    return min(learned, max(classical, vouched))
+
+
+def _sharpness(v: _Views, c: QualityConfig, p_blurred: float | None = None) -> tuple[float, float, str]:
     # Inside a dermoscope's field stop only: its black disc and rim carry no focus information.
     stop = cv2.dilate(v.vignette.astype(np.uint8), np.ones((7, 7), np.uint8)).astype(bool)
     inside = ~stop if stop.any() and stop.mean() < 0.7 else None
     value = 1.0 - blur_ratio(v.gray, inside)
-    return value, _ramp(value, c.min_sharpness - 0.4, c.min_sharpness, c.min_sharpness + 0.2), "sharpness"
+    subscore = classical_sharpness_subscore(value, c)
+    if p_blurred is not None:
+        subscore = blend_sharpness(subscore, p_blurred, c)
+    # The reported value stays the classical measure; `acceptable` is the blended verdict.
+    return value, subscore, "sharpness"
+
+
+def sharpness_value(rgb: np.ndarray, config: QualityConfig = QualityConfig()) -> float:
+    """The classical `sharpness` value of one image, as `assess_media_validity` measures it."""
+    return _sharpness(_Views(rgb, config), config)[0]
 
 
 def _exposure(v: _Views, c: QualityConfig) -> tuple[float, float, str]:
@@ -320,7 +357,6 @@ def _resolution(rgb: np.ndarray, c: QualityConfig) -> tuple[float, float, str]:
 
 
 CHECKS: dict[str, Callable[[_Views, QualityConfig], tuple[float, float, str]]] = {
-    "sharpness": _sharpness,
     "exposure": _exposure,
     "noise": _noise,
 }
@@ -382,6 +418,10 @@ def classical_gate(v: _Views, c: QualityConfig) -> GateProbs:
     return GateProbs(other=1.0 - p_skin, clinical=p_skin * (1.0 - p_derm), dermoscopic=p_skin * p_derm)
 
 
+DOMAIN_CONFIDENCE_TEXT = "AI model confidence in the image being dermatological"
+MODALITY_CONFIDENCE_TEXT = "AI model confidence in identifying the image's modality as {}"
+
+
 def assess_media_validity(
     rgb: np.ndarray, config: QualityConfig = QualityConfig(), gate: GateProbs | None = None
 ) -> dict[str, Any]:
@@ -395,7 +435,8 @@ def assess_media_validity(
     is_derm = gate.dermatological >= 0.5
     p_dermoscopic = gate.dermoscopic_given_skin
     dermoscopic = p_dermoscopic >= 0.5
-    results = {name: check(v, config) for name, check in CHECKS.items()}
+    results = {"sharpness": _sharpness(v, config, gate.blurred)}
+    results |= {name: check(v, config) for name, check in CHECKS.items()}
     results["resolution"] = _resolution(rgb, config)
     results["colorCast"] = _color_cast(v, config, dermoscopic)
     results["framing"] = _framing(v, config, dermoscopic)
@@ -413,12 +454,17 @@ def assess_media_validity(
         },
         # aiConfidence: P(the image is dermatological), in percent.
         "domain": {"isDermatological": bool(is_derm),
-                   "additionalData": {"aiConfidence": {"value": round(100.0 * gate.dermatological, 1)}}},
+                   "additionalData": {"aiConfidence": additional_data(
+                       "aiConfidence", DOMAIN_CONFIDENCE_TEXT, round(100.0 * gate.dermatological, 1))}},
         "modality": {
             "value": modality,
             "additionalData": {  # conditional on the image being dermatological
-                "aiConfidenceClinical": {"value": round(100.0 * (1.0 - p_dermoscopic), 1)},
-                "aiConfidenceDermoscopic": {"value": round(100.0 * p_dermoscopic, 1)},
+                "aiConfidenceClinical": additional_data(
+                    "aiConfidenceClinical", MODALITY_CONFIDENCE_TEXT.format("clinical"),
+                    round(100.0 * (1.0 - p_dermoscopic), 1)),
+                "aiConfidenceDermoscopic": additional_data(
+                    "aiConfidenceDermoscopic", MODALITY_CONFIDENCE_TEXT.format("dermoscopic"),
+                    round(100.0 * p_dermoscopic, 1)),
             },
         },
     }

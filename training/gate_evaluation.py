@@ -135,13 +135,17 @@ def _failing(mv: dict[str, Any]) -> set[str]:
 
 
 def _head_ms(classifier: Classifier) -> float:
-    """Milliseconds per image of the gate head alone (its matrix product and softmax)."""
+    """Milliseconds per image of the gate heads alone (image gate and sharpness: matrix products and softmax)."""
     if classifier.gate_weight is None or classifier.gate_bias is None:
         return 0.0
+    heads = [(classifier.gate_weight, classifier.gate_bias)]
+    if classifier.sharpness_weight is not None and classifier.sharpness_bias is not None:
+        heads.append((classifier.sharpness_weight, classifier.sharpness_bias))
     pooled = torch.randn(256, classifier.gate_weight.shape[1])
     start = time.perf_counter()
     for _ in range(20):
-        torch.softmax(pooled @ classifier.gate_weight.T + classifier.gate_bias, dim=1)
+        for weight, bias in heads:
+            torch.softmax(pooled @ weight.T + bias, dim=1)
     return 1000 * (time.perf_counter() - start) / (20 * 256)
 
 

@@ -21,6 +21,11 @@ balanced class weights on standardised features, folded into one linear layer; i
 temperature is fitted on the calibration split, and every figure is measured on the
 held-out test split plus leave-one-source-out refits (how the gate does on a source it
 never saw). The backbone and the classification head are left exactly as they were.
+
+The same run fits the ``sharpness`` head (``training.sharpness_head``: sharp vs blurred on
+the gate's input, the training views plus blurred copies of the training images), which
+``pipeline.quality`` blends with the classical blur measure. ``feature_cache`` keeps the
+extracted features in a file, so that the heads can be refitted without the forward passes.
 """
 
 from __future__ import annotations
@@ -40,7 +45,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from tqdm.auto import tqdm
 
 from pipeline.classify import Classifier
-from pipeline.gate import GATE_CLASSES, GATE_HEAD
+from pipeline.gate import GATE_CLASSES, GATE_HEAD, SHARPNESS_CLASSES, SHARPNESS_HEAD
 from pipeline.models.bundle import HEAD_PREFIX, HeadSpec, ModelBundle, load_bundle, save_bundle
 from training.augment import AugmentConfig, augment
 from pipeline.fileio import atomic_write
@@ -48,6 +53,7 @@ from training.data import DatasetError, read_rgb
 from training.model_card import MODEL_CARD_FILE
 from training.dermoscopy import SplitConfig, load_records, split_records
 from training.evaluation import expected_calibration_error, fit_temperature, negative_log_likelihood, softmax
+from training import sharpness_head
 
 __all__ = [
     "GateRecord",
@@ -96,7 +102,13 @@ class ImageGateConfig(BaseModel):
     augmented_views: int = Field(default=2, ge=0, le=8)
     # sklearn's C (inverse L2 strength): the one with the lowest calibration NLL is kept.
     regularisation: tuple[float, ...] = Field(default=(0.02, 0.05), min_length=1)
+    # The sharpness head: blurred copies per training image, and its C candidates (lowest calibration NLL kept).
+    blurred_views: int = Field(default=2, ge=1, le=8)
+    sharpness_regularisation: tuple[float, ...] = Field(default=(0.01, 0.05), min_length=1)
     batch_size: int = Field(default=32, ge=1)
+    # An .npz file for the extracted features: written after extraction, read instead of it when its
+    # settings match (the heads can then be refitted in seconds). None: always extract.
+    feature_cache: Path | None = None
 
 
 # ---------------------------------------------------------------------------------- records
@@ -233,16 +245,19 @@ def restyle(rgb: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     return cv2.imdecode(buf, cv2.IMREAD_COLOR)[..., ::-1].copy()
 
 
-def training_views(rgb: np.ndarray, record: GateRecord, rng: np.random.Generator, augmented: int) -> list[tuple[np.ndarray, int]]:
-    """The image as it is, plus the variants a skin photo (or a non-skin one) arrives in, with their labels."""
+def training_views(rgb: np.ndarray, record: GateRecord, rng: np.random.Generator,
+                   augmented: int) -> list[tuple[np.ndarray, int, str]]:
+    """The image as it is, plus the variants a skin photo (or a non-skin one) arrives in, with labels and tags."""
     if record.source == "sd198-subset" and rng.random() < 0.5:
         rgb = rgb[: round(rgb.shape[0] * (1 - SD198_STRIP))]
-    views = [rgb, _centre_square(rgb), restyle(augment(rgb, rng, GATE_AUGMENT)[0], rng)]
-    views += [augment(rgb, rng, GATE_AUGMENT)[0] for _ in range(augmented)]
-    views.append(degrade(augment(rgb, rng, GATE_AUGMENT)[0], str(rng.choice(DEGRADATIONS)), rng))
+    views = [(rgb, "plain"), (_centre_square(rgb), "square"), (restyle(augment(rgb, rng, GATE_AUGMENT)[0], rng), "restyled")]
+    views += [(augment(rgb, rng, GATE_AUGMENT)[0], "augmented") for _ in range(augmented)]
+    base = augment(rgb, rng, GATE_AUGMENT)[0]
+    kind = str(rng.choice(DEGRADATIONS))  # drawn after the augmentation, as the recipe always has
+    views.append((degrade(base, kind, rng), f"degraded:{kind}"))
     if record.label == CLINICAL:
-        views.append(far_view(rgb, rng))
-    return [(view, record.label) for view in views]
+        views.append((far_view(rgb, rng), "far"))
+    return [(view, record.label, tag) for view, tag in views]
 
 
 # ---------------------------------------------------------------------------------- features
@@ -259,18 +274,33 @@ def _batched(items: Iterator[tuple[np.ndarray, int]], size: int) -> Iterator[lis
         yield batch
 
 
-Views = Callable[[np.ndarray, GateRecord, int], list[tuple[np.ndarray, int]]]
+Views = Callable[[np.ndarray, GateRecord, int], list[tuple[np.ndarray, int, str]]]
 
 
-def extract(classifier: Classifier, records: Sequence[GateRecord], views: Views,
-            batch_size: int, desc: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Head inputs, labels and record index of every view of every record."""
+@dataclass
+class Extracted:
+    """Head inputs of every view of every record, with its label, record index, tag and measure."""
+
+    features: np.ndarray
+    labels: np.ndarray
+    owner: np.ndarray
+    tags: np.ndarray
+    measures: np.ndarray  # ``measure`` of each view (NaN where none was asked for)
+
+
+def extract(classifier: Classifier, records: Sequence[GateRecord], views: Views, batch_size: int, desc: str,
+            measure: Callable[[np.ndarray], float] | None = None) -> Extracted:
+    """Run ``views`` of every record through the backbone (one pass per view), optionally measuring each view."""
     view_labels: list[int] = []
+    tags: list[str] = []
+    measures: list[float] = []
 
     def stream() -> Iterator[tuple[np.ndarray, int]]:
         for i, record in enumerate(records):
-            for view, label in views(read_rgb(record.image), record, i):
+            for view, label, tag in views(read_rgb(record.image), record, i):
                 view_labels.append(label)
+                tags.append(tag)
+                measures.append(measure(view) if measure else float("nan"))
                 yield view, i
 
     feats: list[np.ndarray] = []
@@ -283,8 +313,10 @@ def extract(classifier: Classifier, records: Sequence[GateRecord], views: Views,
             owners += [i for _, i in batch]
             bar.update(batch[-1][1] - seen)
             seen = batch[-1][1]
-    owner = np.asarray(owners, np.int64)
-    return np.concatenate(feats).astype(np.float64), np.asarray(view_labels, np.int64), owner
+    width = classifier.head_inputs(torch.zeros(1, 3, 64, 64), GATE_TAPS, GATE_POOLING).shape[1]
+    features = np.concatenate(feats).astype(np.float64) if feats else np.zeros((0, width))
+    return Extracted(features, np.asarray(view_labels, np.int64), np.asarray(owners, np.int64),
+                     np.asarray(tags, dtype=str), np.asarray(measures, np.float64))
 
 
 # ---------------------------------------------------------------------------------- head
@@ -365,8 +397,122 @@ def _leave_one_out(feats: dict[str, np.ndarray], labels: dict[str, np.ndarray], 
     return out
 
 
+def _cache_key(config: ImageGateConfig, bundle: ModelBundle, parts: dict[str, list[GateRecord]]) -> str:
+    """What the cached features depend on: the backbone, the records and the view settings."""
+    import hashlib
+    import json
+
+    names = {part: [str(r.image) for r in records] for part, records in parts.items()}
+    settings = {"weights": bundle.manifest.weights_sha256, "seed": config.seed, "augmented": config.augmented_views,
+                "blurred": config.blurred_views, "taps": GATE_TAPS, "pooling": GATE_POOLING, "records": names}
+    return hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest()
+
+
+FIELDS = ("features", "labels", "owner", "tags", "measures")
+
+
+def _load_cache(path: Path | None, key: str) -> tuple[dict[str, dict[str, Extracted]], float] | None:
+    """The cached features and the seconds their extraction took, or None if absent or made for other settings."""
+    if path is None or not path.is_file():
+        return None
+    with np.load(path, allow_pickle=False) as z:
+        if str(z["key"]) != key:
+            return None
+        out = {kind: {part: Extracted(*(z[f"{kind}.{part}.{f}"] for f in FIELDS)) for part in PARTS}
+               for kind in ("gate", "blurred")}
+        return out, float(z["seconds"]) if "seconds" in z else float("nan")
+
+
+def _save_cache(path: Path, key: str, extracted: dict[str, dict[str, Extracted]], seconds: float) -> None:
+    arrays = {f"{kind}.{part}.{f}": getattr(e, f) for kind, by_part in extracted.items() for part, e in by_part.items()
+              for f in FIELDS}
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp.npz")
+    np.savez(tmp, key=np.asarray(key), seconds=np.asarray(seconds), **arrays)
+    tmp.replace(path)
+
+
+def extract_features(config: ImageGateConfig, classifier: Classifier, bundle: ModelBundle,
+                     parts: dict[str, list[GateRecord]]) -> tuple[dict[str, dict[str, Extracted]], float, bool]:
+    """Head inputs of the gate's views (``gate``) and of the blurred copies (``blurred``), per part.
+
+    Calibration and test images carry their classical sharpness measure (``measures``): the
+    blend of both blur cues is chosen and measured on them. Also returns the seconds the
+    extraction took (when it was done, for a cached one) and whether it came from the cache.
+    """
+    from pipeline.quality import sharpness_value
+
+    started = time.perf_counter()
+    key = _cache_key(config, bundle, parts)
+    cached = _load_cache(config.feature_cache, key)
+    if cached is not None:
+        return cached[0], cached[1], True
+
+    def train_views(rgb: np.ndarray, record: GateRecord, index: int) -> list[tuple[np.ndarray, int, str]]:
+        rng = np.random.default_rng([config.seed, index])
+        return training_views(rgb, record, rng, config.augmented_views)
+
+    def plain(rgb: np.ndarray, record: GateRecord, index: int) -> list[tuple[np.ndarray, int, str]]:
+        return [(rgb, record.label, "plain")]
+
+    def blurred(count: int, stream: int) -> Views:
+        def views(rgb: np.ndarray, record: GateRecord, index: int) -> list[tuple[np.ndarray, int, str]]:
+            rng = np.random.default_rng([config.seed, index, stream])
+            return [(view, record.label, tag) for view, tag in sharpness_head.blurred_views(rgb, rng, count, GATE_AUGMENT)]
+        return views
+
+    out: dict[str, dict[str, Extracted]] = {"gate": {}, "blurred": {}}
+    for part in PARTS:
+        train = part == "train"
+        out["gate"][part] = extract(classifier, parts[part], train_views if train else plain, config.batch_size,
+                                    f"gate features ({part})", None if train else sharpness_value)
+        # Sharpness examples: blurred copies (training: `blurred_views` each; calibration and test: one each).
+        out["blurred"][part] = extract(classifier, parts[part], blurred(config.blurred_views if train else 1, 1 + PARTS.index(part)),
+                                       config.batch_size, f"blurred features ({part})", None if train else sharpness_value)
+    seconds = time.perf_counter() - started
+    if config.feature_cache is not None:
+        _save_cache(config.feature_cache, key, out, seconds)
+    return out, seconds, False
+
+
+def _sharpness_examples(extracted: dict[str, dict[str, Extracted]], part: str) -> tuple[np.ndarray, ...]:
+    """Features, SHARP/BLURRED labels, classical measures and skin flags of one part's usable views."""
+    gate, blurred = extracted["gate"][part], extracted["blurred"][part]
+    x = np.concatenate([gate.features, blurred.features])
+    y = np.concatenate([sharpness_head.sharpness_labels(gate.tags), np.full(len(blurred.labels), sharpness_head.BLURRED)])
+    measures = np.concatenate([gate.measures, blurred.measures])
+    skin = np.concatenate([gate.labels, blurred.labels]) != OTHER
+    keep = y >= 0
+    return x[keep], y[keep], measures[keep], skin[keep]
+
+
+def fit_sharpness(extracted: dict[str, dict[str, Extracted]], config: ImageGateConfig,
+                  dtype: torch.dtype) -> tuple[np.ndarray, np.ndarray, float, float, dict[str, Any]]:
+    """Weight, bias, temperature and C of the sharpness head, and its figures (calibration and test)."""
+    from pipeline.quality import QualityConfig
+
+    x, y, _, _ = _sharpness_examples(extracted, "train")
+    xc, yc, mc, sc = _sharpness_examples(extracted, "calibration")
+    candidates = []
+    for c in config.sharpness_regularisation:
+        w, b = sharpness_head.fit_binary_head(x, y, c, config.seed)
+        w, b = (torch.from_numpy(a).to(dtype).double().numpy() for a in (w, b))
+        logits = xc @ w.T + b
+        t = fit_temperature(logits, yc)
+        candidates.append((negative_log_likelihood(logits, yc, t), c, w, b, t))
+    _, chosen_c, weight, bias, temperature = min(candidates, key=lambda item: item[0])
+    quality = QualityConfig()
+    figures: dict[str, Any] = {"thresholds": {"max_blur_probability": quality.max_blur_probability,
+                                              "sharp_probability": quality.sharp_probability}}
+    for part, (xp, yp, mp, sp) in {"calibration": (xc, yc, mc, sc), "test": _sharpness_examples(extracted, "test")}.items():
+        p = softmax(xp @ weight.T + bias, temperature)[:, sharpness_head.BLURRED]
+        figures[part] = sharpness_head.sharpness_metrics(p, yp, mp, sp, quality)
+    figures["train_views"] = {"sharp": int((y == sharpness_head.SHARP).sum()), "blurred": int((y == sharpness_head.BLURRED).sum())}
+    return weight, bias, temperature, chosen_c, figures
+
+
 def train_image_gate(config: ImageGateConfig) -> dict[str, Any]:
-    """Fit, calibrate and measure the gate head; write it into the bundle. Returns the head's record."""
+    """Fit, calibrate and measure the gate and sharpness heads; write them into the bundle. Returns the gate head's record."""
     started = time.perf_counter()
     torch.manual_seed(config.seed)
     bundle = load_bundle(config.bundle)
@@ -375,23 +521,15 @@ def train_image_gate(config: ImageGateConfig) -> dict[str, Any]:
     for part, derm in _dermoscopic_records(config.data, config).items():
         parts[part] = derm + parts[part]
 
-    def train_views(rgb: np.ndarray, record: GateRecord, index: int) -> list[tuple[np.ndarray, int]]:
-        rng = np.random.default_rng([config.seed, index])
-        return training_views(rgb, record, rng, config.augmented_views)
-
-    def plain(rgb: np.ndarray, record: GateRecord, index: int) -> list[tuple[np.ndarray, int]]:
-        return [(rgb, record.label)]
-
-    feats, labels, sources = {}, {}, {}
-    for part in PARTS:
-        f, y, owner = extract(classifier, parts[part], train_views if part == "train" else plain,
-                              config.batch_size, f"gate features ({part})")
-        feats[part], labels[part] = f, y
-        sources[part] = np.asarray([parts[part][i].source for i in owner])
-    extraction_s = time.perf_counter() - started
+    extracted, extraction_s, from_cache = extract_features(config, classifier, bundle, parts)
+    feats = {part: e.features for part, e in extracted["gate"].items()}
+    labels = {part: e.labels for part, e in extracted["gate"].items()}
+    sources = {part: np.asarray([parts[part][i].source for i in e.owner], dtype=str) for part, e in extracted["gate"].items()}
+    fitting_started = time.perf_counter()
 
     # Measured as stored: the bundle keeps its tensors in the backbone's precision (fp16).
     dtype = next(v.dtype for v in bundle.state_dict.values() if v.is_floating_point())
+    sharp_weight, sharp_bias, sharp_temperature, sharp_c, sharp = fit_sharpness(extracted, config, dtype)
     candidates = []
     for c in config.regularisation:
         w, b = fit_head(feats["train"], labels["train"], c, config.seed)
@@ -414,8 +552,10 @@ def train_image_gate(config: ImageGateConfig) -> dict[str, Any]:
         "temperature": round(temperature, 4),
         "regularisation_c": chosen_c,
         "training_views": float(len(labels["train"])),
-        "seconds": round(time.perf_counter() - started, 1),
+        # A run on cached features took the extraction's seconds once, and only the fits this time.
+        "seconds": round(extraction_s + time.perf_counter() - fitting_started, 1),
         "feature_extraction_seconds": round(extraction_s, 1),
+        "features_from_cache": float(from_cache),
     }
     counts = {part: {name: int((np.asarray([r.label for r in parts[part]]) == i).sum()) for i, name in enumerate(GATE_CLASSES)}
               for part in PARTS}
@@ -442,10 +582,39 @@ def train_image_gate(config: ImageGateConfig) -> dict[str, Any]:
                     "leave_one_source_out": leave_one_out},
         created=datetime.now(timezone.utc).isoformat(timespec="seconds"),
     )
-    state = {k: v for k, v in bundle.state_dict.items() if not k.startswith(f"{HEAD_PREFIX}{GATE_HEAD}.")}
-    state[f"{HEAD_PREFIX}{GATE_HEAD}.weight"] = torch.from_numpy(weight).to(dtype)
-    state[f"{HEAD_PREFIX}{GATE_HEAD}.bias"] = torch.from_numpy(bias).to(dtype)
-    write_head(bundle, state, spec, config.out or config.bundle, config.bundle)
+    sharp_summary = {f"{part}_{k}": v for part in ("calibration", "test") for k, v in sharp[part].items()} | {
+        "temperature": round(sharp_temperature, 4),
+        "regularisation_c": sharp_c,
+        "training_views": float(sum(sharp["train_views"].values())),
+    }
+    sharp_spec = HeadSpec(
+        classes=list(SHARPNESS_CLASSES),
+        taps=GATE_TAPS,
+        pooling=GATE_POOLING,  # type: ignore[arg-type]
+        temperature=sharp_temperature,
+        summary_metrics=sharp_summary,
+        training_data={
+            "datasets": spec.training_data["datasets"],
+            "split": "the image gate's (heads.image_gate.training_data.split); never fitted on the test split",
+            "views": f"train: the gate's views as sharp (their blur-degraded ones as blurred; heavy-JPEG and downscaled "
+                     f"ones left out) and {config.blurred_views} blurred copies of each image (Gaussian sigma "
+                     f"{sharpness_head.GAUSSIAN_SIGMA[0]:.1%}-{sharpness_head.GAUSSIAN_SIGMA[1]:.1%} and motion "
+                     f"{sharpness_head.MOTION_LENGTH[0]:.0%}-{sharpness_head.MOTION_LENGTH[1]:.0%} of the long side, "
+                     "alternately); calibration and test: each image as is and one blurred copy",
+            "head": f"binary logistic regression, balanced class weights, C={sharp_c} (lowest calibration NLL of "
+                    f"{list(config.sharpness_regularisation)}), on the image gate's input",
+            "views_used": sharp["train_views"],
+            "licence": spec.training_data["licence"],
+        },
+        evaluation={"calibration": sharp["calibration"], "test": sharp["test"], "blend": sharp["thresholds"]},
+        created=spec.created,
+    )
+    heads = {GATE_HEAD: (spec, weight, bias), SHARPNESS_HEAD: (sharp_spec, sharp_weight, sharp_bias)}
+    state = {k: v for k, v in bundle.state_dict.items() if not any(k.startswith(f"{HEAD_PREFIX}{name}.") for name in heads)}
+    for name, (_, w, b) in heads.items():
+        state[f"{HEAD_PREFIX}{name}.weight"] = torch.from_numpy(w).to(dtype)
+        state[f"{HEAD_PREFIX}{name}.bias"] = torch.from_numpy(b).to(dtype)
+    write_head(bundle, state, {name: h[0] for name, h in heads.items()}, config.out or config.bundle, config.bundle)
     return spec.model_dump()
 
 
@@ -476,13 +645,40 @@ def card_section(spec: HeadSpec) -> str:
     return "\n".join(lines)
 
 
-def write_head(bundle: ModelBundle, state: dict[str, torch.Tensor], spec: HeadSpec, out: Path, source_dir: Path) -> None:
-    """Re-save the bundle with the gate head; everything else in the manifest stays as it was."""
+def sharpness_card_section(spec: HeadSpec) -> str:
+    """The model card's account of the sharpness head."""
+    cal, test = spec.evaluation["calibration"], spec.evaluation["test"]
+    blend = spec.evaluation["blend"]
+    rows = [("sharp skin images failing `sharpness`", "sharp_images", "sharp_failing"),
+            ("blurred copies failing `sharpness`", "blurred_images", "blurred_caught")]
+    lines = [
+        "### Sharpness head", "",
+        "A third head (`heads.sharpness`, classes sharp / blurred) on the image gate's input gives a calibrated",
+        f"P(blurred) (temperature {spec.temperature:.3f}; {spec.training_data['head']}). `pipeline.quality` blends it with",
+        f"the classical blur ratio: `sharpness` fails above P = {blend['max_blur_probability']} and passes at or below "
+        f"P = {blend['sharp_probability']} whatever the ratio says (thresholds chosen on the calibration split).", "",
+        "| skin images (calibration / test split) | images | blur ratio alone | learned alone | blended |",
+        "|---|---|---|---|---|",
+    ]
+    for what, count, key in rows:
+        lines.append(f"| {what} | {cal[count]:.0f} / {test[count]:.0f} | {cal[key + '_classical']:.3f} / {test[key + '_classical']:.3f} "
+                     f"| {cal[key + '_learned']:.3f} / {test[key + '_learned']:.3f} | {cal[key + '_blended']:.3f} / {test[key + '_blended']:.3f} |")
+    lines += ["", f"Test AUC {test['auc']:.4f}, ECE {test['ece']:.4f}. Blurred copies: Gaussian sigma and motion-blur "
+              "lengths as in `training.sharpness_head`; naturally out-of-focus photographs are rarer in the training data.", ""]
+    return "\n".join(lines)
+
+
+def write_head(bundle: ModelBundle, state: dict[str, torch.Tensor], specs: dict[str, HeadSpec], out: Path,
+               source_dir: Path) -> None:
+    """Re-save the bundle with the refitted heads; everything else in the manifest stays as it was."""
     m = bundle.manifest
     fields = m.model_dump(exclude={"format_version", "weights_sha256", "heads", "metrics"})
-    save_bundle(out, state, metrics=m.metrics, heads={**m.heads, GATE_HEAD: spec}, **fields)
+    save_bundle(out, state, metrics=m.metrics, heads={**m.heads, **specs}, **fields)
     card = out / MODEL_CARD_FILE
     source = card if card.is_file() else source_dir / MODEL_CARD_FILE
     text = source.read_text(encoding="utf-8") if source.is_file() else f"# {m.name} {m.version}\n"
-    text = text.split(CARD_SECTION)[0].rstrip("\n") + "\n\n" + card_section(spec)
+    section = card_section(specs[GATE_HEAD])
+    if SHARPNESS_HEAD in specs:
+        section += "\n" + sharpness_card_section(specs[SHARPNESS_HEAD])
+    text = text.split(CARD_SECTION)[0].rstrip("\n") + "\n\n" + section
     atomic_write(card, text.encode())

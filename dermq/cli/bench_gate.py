@@ -59,5 +59,6 @@ def gate(data: Path, bundle: Path | None, limit: int | None, degraded_per_set: i
     far = report.far.rates()
     console.print(f"clinical photos shrunk onto a plain background ({report.far.images}): {far['dermatological']:.1%} still "
                   f"skin, {far['framing_failed']:.1%} fail framing")
-    console.print(f"quality metrics {report.quality_ms:.1f} ms/image; gate head {report.head_ms * 1000:.1f} µs/image "
+    heads = "gate heads (image gate + sharpness)" if classifier.sharpness_weight is not None else "gate head"
+    console.print(f"quality metrics {report.quality_ms:.1f} ms/image; {heads} {report.head_ms * 1000:.1f} µs/image "
                   "(on the classifier's pooled features: no extra forward pass)")

@@ -111,6 +111,57 @@ def test_a_single_defect_does_not_trip_the_other_checks(path: Path) -> None:
     assert failing(assess_media_validity(noisy(load(path)), gate=DERMOSCOPIC)) == {"noise"}
 
 
+def _with_blur(gate: GateProbs, p_blurred: float) -> GateProbs:
+    return GateProbs(gate.other, gate.clinical, gate.dermoscopic, blurred=p_blurred)
+
+
+@pytest.mark.parametrize("path", DEGRADED_PATHS[:3], ids=[p.stem for p in DEGRADED_PATHS[:3]])
+def test_the_learned_blur_cue_fails_what_it_calls_blurred(path: Path) -> None:
+    config = QualityConfig()
+    clean = load(path)
+    mv = assess_media_validity(clean, gate=_with_blur(DERMOSCOPIC, 0.9))
+    assert failing(mv) == {"sharpness"} and "blurry" in mv["quality"]["metrics"]["sharpness"]["hint"]
+    assert mv["quality"]["score"] < 60
+    # In doubt (between the two thresholds) the classical blur ratio decides, as without the head.
+    doubt = (config.sharp_probability + config.max_blur_probability) / 2
+    for image in (clean, blur(clean)):
+        with_head = assess_media_validity(image, gate=_with_blur(DERMOSCOPIC, doubt))
+        assert failing(with_head) == failing(assess_media_validity(image, gate=DERMOSCOPIC))
+
+
+@pytest.mark.parametrize("path", DEGRADED_PATHS[:3], ids=[p.stem for p in DEGRADED_PATHS[:3]])
+def test_the_learned_cue_vouches_for_a_smooth_image_the_blur_ratio_fails(path: Path) -> None:
+    softened = blur(load(path))  # stands in for a naturally smooth image that the blur ratio fails
+    assert "sharpness" in failing(assess_media_validity(softened, gate=DERMOSCOPIC))
+    mv = assess_media_validity(softened, gate=_with_blur(DERMOSCOPIC, QualityConfig().sharp_probability / 2))
+    assert mv["quality"]["metrics"]["sharpness"]["acceptable"] and mv["quality"]["metrics"]["sharpness"]["hint"] == ""
+    # The reported value stays the classical measure.
+    assert mv["quality"]["metrics"]["sharpness"]["value"] == \
+        assess_media_validity(softened, gate=DERMOSCOPIC)["quality"]["metrics"]["sharpness"]["value"]
+
+
+def test_blended_sharpness_is_continuous_and_monotone() -> None:
+    from pipeline.quality import LIMIT_SUBSCORE, blend_sharpness
+
+    c = QualityConfig()
+    ps, classical = np.linspace(0, 1, 201), np.linspace(0, 1, 51)
+    grid = np.array([[blend_sharpness(s, p, c) for p in ps] for s in classical])
+    assert (np.diff(grid, axis=1) <= 1e-12).all()  # more blur, never a better score
+    assert (np.diff(grid, axis=0) >= -1e-12).all()  # a sharper classical measure, never a worse one
+    assert np.abs(np.diff(grid, axis=1)).max() < 0.05 and np.abs(np.diff(grid, axis=0)).max() < 0.05
+    assert (grid[:, ps > c.max_blur_probability] < LIMIT_SUBSCORE).all()  # the learned cue always fails blur
+    assert (grid[:, ps <= c.sharp_probability] >= LIMIT_SUBSCORE).all()  # and vouches when confident
+    assert blend_sharpness(1.0, 0.0, c) == 1.0 and blend_sharpness(0.0, 1.0, c) == 0.0
+
+
+def test_gate_probabilities_carry_the_blur_probability() -> None:
+    p = GateProbs.from_array(np.array([0.1, 0.2, 0.7, 0.25]))
+    assert p.blurred == 0.25 and p.dermatological == pytest.approx(0.9)
+    assert GateProbs.from_array(np.array([0.1, 0.2, 0.7])).blurred is None
+    with pytest.raises(ValueError):
+        GateProbs.from_array(np.array([0.1, 0.2, 0.7, 1.5]))
+
+
 NON_SKIN = ["coffee", "chelsea", "rocket", "camera", "brick", "grass", "gravel", "moon", "coins", "page",
             "hubble_deep_field", "stereo_motorcycle", "retina", "immunohistochemistry", "cell", "colorwheel",
             "logo", "text", "clock", "checkerboard", "microaneurysms", "horse", "shepp_logan_phantom", "binary_blobs"]

@@ -50,17 +50,21 @@ def test_everyday_photos_are_refused_people_included() -> None:
     assert rates["people_not_dermatological"] >= 0.9, rates
 
 
-# The target is 0.95 for every defect. Blur falls short of it (full split: Gaussian 0.950, motion 0.917;
-# this slice: 0.90), so its bar guards what is measured, not the target (docs/image-gate.md).
-BARS = {"gaussian_blur": 0.85, "motion_blur": 0.85}
-
-
+# The target is 0.95 for every defect; blur reaches it since `sharpness` blends the learned P(blurred)
+# with the blur ratio (full split: Gaussian and motion blur 1.000, docs/image-gate.md).
 @pytest.mark.parametrize("defect", TARGET_DEGRADATIONS)
 def test_degraded_copies_fail_with_the_metric_that_names_the_defect(defect: str) -> None:
     rates = report().degraded[defect].rates()
-    bar = BARS.get(defect, 0.95 - TOLERANCE)
+    bar = 0.95 - TOLERANCE
     assert rates["images"] >= 40
     assert rates["not_acceptable"] >= bar and rates["right_metric"] >= bar, rates
+
+
+def test_naturally_smooth_dermoscopic_images_are_not_called_blurry() -> None:
+    # The blur ratio alone failed 16 of the 1,200 held-out dermoscopic images (none in this slice), the
+    # blend none of them (`dermq bench gate`); here it guards against new false failures.
+    failing = report().sets["dermoscopic"].failing
+    assert failing.get("sharpness", 0) <= 2, failing
 
 
 def test_skin_photographed_from_too_far_is_skin_that_fails_framing() -> None:

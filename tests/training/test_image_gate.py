@@ -11,7 +11,7 @@ import pytest
 import torch
 
 from pipeline.classify import Classifier
-from pipeline.gate import GATE_CLASSES, GATE_HEAD
+from pipeline.gate import GATE_CLASSES, GATE_HEAD, SHARPNESS_CLASSES, SHARPNESS_HEAD
 from pipeline.models.bundle import load_bundle, reference_bundle, save_bundle
 from pipeline.quality import assess_media_validity
 from support import build_root, shrunk_sample, synthetic_clinical_photo
@@ -122,7 +122,39 @@ def test_training_writes_a_calibrated_head_and_leaves_the_classifier_alone(root:
         assert torch.equal(bundle.state_dict[key], value), key
     assert bundle.manifest.classes == reference.manifest.classes
     classifier = Classifier.from_bundle(bundle)
-    assert classifier.has_gate and classifier.predict_images([synthetic_clinical_photo()])[0].gate is not None
-    # Re-running replaces the head rather than adding a second one.
-    train_image_gate(config.model_copy(update={"bundle": tmp_path / "gated"}))
-    assert list(load_bundle(tmp_path / "gated").manifest.heads) == [GATE_HEAD]
+    out = classifier.predict_images([synthetic_clinical_photo()])[0]
+    assert classifier.has_gate and out.gate is not None and out.gate.shape == (4,) and 0 <= out.gate[3] <= 1
+    sharp = bundle.manifest.heads[SHARPNESS_HEAD]
+    assert tuple(sharp.classes) == SHARPNESS_CLASSES and sharp.taps == head.taps and sharp.pooling == head.pooling
+    assert {"test_auc", "test_ece", "calibration_sharp_failing_blended", "test_blurred_caught_blended"} <= set(sharp.summary_metrics)
+    assert set(sharp.evaluation) >= {"calibration", "test", "blend"}
+    card = (tmp_path / "gated" / "MODEL_CARD.md").read_text()
+    assert card.count("## Image gate head") == 1 and "### Sharpness head" in card
+    # Re-running replaces the heads rather than adding more; with a feature cache the second run reuses the
+    # forward passes and fits the same heads.
+    cached = config.model_copy(update={"bundle": tmp_path / "gated", "feature_cache": tmp_path / "features.npz"})
+    train_image_gate(cached)
+    assert (tmp_path / "features.npz").is_file()
+    first = load_bundle(tmp_path / "gated")
+    train_image_gate(cached)
+    again = load_bundle(tmp_path / "gated")
+    assert list(again.manifest.heads) == [GATE_HEAD, SHARPNESS_HEAD]
+    assert again.manifest.heads[SHARPNESS_HEAD].summary_metrics["test_auc"] == first.manifest.heads[SHARPNESS_HEAD].summary_metrics["test_auc"]
+    for key, value in first.state_dict.items():
+        assert torch.equal(again.state_dict[key], value), key
+    assert (tmp_path / "gated" / "MODEL_CARD.md").read_text().count("### Sharpness head") == 1
+
+
+def test_sharpness_examples_are_labelled_by_their_views() -> None:
+    from training.sharpness_head import BLURRED, SHARP, blur, blurred_views, sharpness_labels
+    from training.image_gate import GATE_AUGMENT
+
+    tags = np.array(["plain", "square", "degraded:gaussian_blur", "degraded:motion_blur", "degraded:noise",
+                     "degraded:jpeg", "degraded:downscale", "far", "motion_blur:0.05", "gaussian_blur:0.02"])
+    assert sharpness_labels(tags).tolist() == [SHARP, SHARP, BLURRED, BLURRED, SHARP, -1, -1, SHARP, BLURRED, BLURRED]
+    rgb = synthetic_clinical_photo()
+    views = blurred_views(rgb, np.random.default_rng(0), 4, GATE_AUGMENT)
+    assert sorted(tag.split(":")[0] for _, tag in views) == ["gaussian_blur"] * 2 + ["motion_blur"] * 2
+    streak = blur(rgb, "motion_blur", 0.08, angle=0.0).astype(np.float32)
+    # A horizontal streak smooths along rows, not down the columns.
+    assert np.abs(np.diff(streak, axis=1)).mean() < np.abs(np.diff(streak, axis=0)).mean()

@@ -56,6 +56,17 @@ def test_shipped_classifier_keeps_its_stated_balanced_accuracy() -> None:
     assert accuracy >= m.summary_metrics["guard_accuracy"] - BALANCED_ACCURACY_TOLERANCE, accuracy
 
 
+def test_shipped_classifier_serves_its_gate_and_sharpness_heads() -> None:
+    from pipeline.gate import GATE_HEAD, SHARPNESS_HEAD
+
+    bundle = load_bundle(SHIPPED_BUNDLES["classification"])
+    assert list(bundle.manifest.heads) == [GATE_HEAD, SHARPNESS_HEAD]
+    classifier = Classifier.from_bundle(bundle)
+    assert classifier.has_gate and classifier.sharpness_weight is not None
+    # Both heads read one input vector: the sharpness head adds one small product, no forward pass.
+    assert classifier.sharpness_weight.shape == (2, classifier.gate_weight.shape[1])
+
+
 def test_shipped_segmenter_keeps_its_stated_jaccard_and_beats_the_classical_method() -> None:
     bundle = load_bundle(SHIPPED_BUNDLES["segmentation"])
     m = bundle.manifest
