@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 
 class ContentAttachment(BaseModel):
@@ -13,6 +13,14 @@ class ContentAttachment(BaseModel):
     data: str = Field(..., min_length=1, description="Plain base64 image bytes, no data: prefix.")
     title: str | None = Field(None, max_length=500)
     contentType: str | None = Field(None, description="Optional; the bytes decide, a contradiction is a 422.")
+
+    @field_validator("data")
+    @classmethod
+    def _plain_base64(cls, value: str) -> str:
+        # A data: URI is the commonest mistake; reference clients expect this one value_error for it.
+        if value.lstrip()[:5].lower() == "data:":
+            raise ValueError("Only base64 data is allowed")
+        return value
 
 
 class PayloadItem(BaseModel):
@@ -36,15 +44,19 @@ class ScoringSystemAnswers(BaseModel):
 
 
 class Coding(BaseModel):
+    """One coding of the known condition; a coding is complete or absent (``coding: null`` with a text)."""
+
     model_config = ConfigDict(extra="ignore")
 
-    system: str | None = None
-    code: str | None = None
-    display: str | None = None
+    code: str = Field(..., min_length=1, max_length=100)
+    display: str = Field(..., max_length=500)
+    system: str = Field(..., min_length=1, max_length=500, description="https://icd.who.int/browse/2025-01/mms/en")
+    systemDisplay: str = Field(..., max_length=100, description="ICD-11")
+    version: str | None = Field(None, max_length=100)
 
 
 class ConditionConclusion(BaseModel):
-    text: str | None = Field(None, max_length=500)
+    text: str = Field(..., min_length=1, max_length=500)
     coding: list[Coding] | None = None
 
 
@@ -71,7 +83,10 @@ class GlobalSeverityRequest(BaseModel):
 
 
 class ManualSeverityRequest(BaseModel):
-    bodySite: str | None = None
+    payload: list[PayloadItem] | None = Field(
+        None, min_length=1, max_length=1, description="Optional photo of the site: checked like any image and "
+        "stored with the job for the record; the questionnaire alone is scored.")
+    bodySite: str
     knownCondition: KnownCondition | None = None
     scoringSystem: dict[str, ScoringSystemAnswers]
 

@@ -2,7 +2,7 @@
 system applies to, and every clinical input in range — all checked before anything is stored.
 
 Every problem is reported at once, each at the field that caused it
-(`body.scoringSystem.apasi.questionnaireResponse.item.area`, `body.bodySite`, ...).
+(`body.scoringSystem.apasi.questionnaireResponse.item.surface`, `body.bodySite`, ...).
 """
 
 from __future__ import annotations
@@ -85,7 +85,7 @@ def _number(answer: Answer) -> float | None:
 
 
 def _answers(system: ScoringSystem, raw: dict[str, Answer], loc: Loc, errors: _Errors,
-             *, require: bool = True) -> dict[str, float]:
+             *, require: bool = True, whole_body: bool = False) -> dict[str, float]:
     """Numeric answers, checked against the system; AI items may be given (the client's value wins)."""
     values: dict[str, float] = {}
     for code, answer in raw.items():
@@ -94,8 +94,12 @@ def _answers(system: ScoringSystem, raw: dict[str, Answer], loc: Loc, errors: _E
             errors.add(f"{code}: {answer!r} is not a number", "not_a_number", [*loc, code])
         else:
             values[code] = number
-    for problem in system.check(values):
-        if problem.kind == "missing" and (not require or system.item(problem.item).source == "ai"):
+    for problem in system.check(values, whole_body=whole_body):
+        if problem.kind == "missing":
+            if not require or system.item(problem.item).source == "ai":
+                continue
+            # Worded as pydantic words a missing body field, so clients handle both alike.
+            errors.add("Field required", "missing", [*loc, problem.item])
             continue
         errors.add(problem.message, problem.kind, [*loc, problem.item])
     return values
@@ -110,14 +114,19 @@ def _body_site(system: ScoringSystem, site: str, loc: Loc, errors: _Errors) -> N
 
 
 def _condition(system: ScoringSystem, known: KnownCondition, loc: Loc, errors: _Errors) -> dict[str, str] | None:
+    """The condition the report names: a catalogue code, or the client's text for systems that score
+    any condition ("Non-specific finding" for nsil). Questionnaires (manual systems) are not tied
+    to a condition: DLQI measures quality of life whatever the disease."""
     conclusion = known.conclusion
     coding = [c.model_dump() for c in conclusion.coding] if conclusion.coding is not None else None
     try:
         condition = resolve_condition(load_catalogue(), conclusion.text, coding)
     except ConditionProblem as exc:
+        if not coding and exc.kind == "unknown_condition" and system.scores_any_condition:
+            return {"text": conclusion.text}
         errors.add(exc.message, exc.kind, [*loc, "conclusion", *exc.field])
         return None
-    if not system.applies_to(condition.code):
+    if system.automatic and not system.applies_to(condition.code):
         errors.add(f"{system.code} does not score {condition.display} ({condition.code}); it applies to "
                    f"{', '.join(system.pathologies)} (GET /questionnaires?code={system.code})",
                    "condition_not_scored", [*loc, "conclusion"])
@@ -159,7 +168,7 @@ def global_submission(req: GlobalSeverityRequest, settings: Settings, loc: Loc) 
         site_loc = [*loc, "payload", i]
         _body_site(system, site.bodySite, [*site_loc, "bodySite"], errors)
         merged = {**shared, **site.questionnaireResponse.item}
-        items = _answers(system, merged, [*site_loc, "questionnaireResponse", "item"], errors)
+        items = _answers(system, merged, [*site_loc, "questionnaireResponse", "item"], errors, whole_body=True)
         sites.append({"bodySite": site.bodySite, "items": items, "image": i})
     errors.raise_any()
     images = check_attachments(
@@ -174,12 +183,15 @@ def global_submission(req: GlobalSeverityRequest, settings: Settings, loc: Loc) 
 def manual_submission(req: ManualSeverityRequest, settings: Settings, loc: Loc) -> Submission:
     system, answers = _one_system(req.scoringSystem, False, [*loc, "scoringSystem"])
     errors = _Errors()
-    if req.bodySite is not None:
-        _body_site(system, req.bodySite, [*loc, "bodySite"], errors)
+    _body_site(system, req.bodySite, [*loc, "bodySite"], errors)
     condition = (_condition(system, req.knownCondition, [*loc, "knownCondition"], errors)
                  if req.knownCondition is not None else None)
     items = _answers(system, answers.questionnaireResponse.item, _item_loc(loc, system), errors)
     errors.raise_any()
+    photos = req.payload or []
+    images = check_attachments(
+        [(p.contentAttachment, [*loc, "payload", i, "contentAttachment"]) for i, p in enumerate(photos)], settings)
     spec = {"system": system.code, "mode": "manual", "condition": condition,
-            "sites": [{"bodySite": req.bodySite, "items": items, "image": None}]}
-    return Submission(kind=MANUAL, spec=spec)
+            "sites": [{"bodySite": req.bodySite, "items": items, "image": 0 if images else None}]}
+    return Submission(kind=MANUAL, spec=spec,
+                      images=[(image, p.contentAttachment.title) for image, p in zip(images, photos)])

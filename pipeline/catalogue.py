@@ -47,8 +47,8 @@ release (the ICD-11 API at https://icd.who.int/icdapi, or the MMS linearization
 spreadsheet ``LinearizationMiniOutput-MMS-en`` / ``SimpleTabulation-ICD-11-MMS-en``
 published with each release) before any clinical use; see ``docs/catalogue.md``. The
 flag does not change indicators or ranking; it is exposed in ``GET /conditions`` so that
-consumers can tell the two apart. Current file: 322 entries, 238 verified (against a
-2018/2019 MMS copy, see docs/catalogue.md), 84 unverified.
+consumers can tell the two apart. Current file: 326 entries, 238 verified (against a
+2018/2019 MMS copy, see docs/catalogue.md), 88 unverified.
 
 This module deliberately depends only on the standard library and numpy so that the
 API, the workers and offline tooling can all import it.

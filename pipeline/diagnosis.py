@@ -188,6 +188,9 @@ class DiagnosisPipeline:
         conclusion = []
         for rank, row in enumerate(order):
             item = self._conclusion_item(row, probs[row])
+            # Every per-image conclusion carries the key (clients read it unconditionally); a heat
+            # map is drawn for the top ranks the model covers, null beyond.
+            item["explainability"] = None
             if rank < self.heatmap_top_k and row in self.model_index:
                 heatmap = cam_to_heatmap(image.rgb, out.cams[self.model_index[row]], max_side=self.heatmap_max_side)
                 item["explainability"] = {"heatMap": heatmap}

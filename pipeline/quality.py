@@ -241,9 +241,11 @@ def blur_ratio(gray: np.ndarray, inside: np.ndarray | None = None) -> float:
     near 0), an already blurred one almost none (near 1). Being a ratio, it does not
     depend on how much detail the scene has (a smooth naevus, a textured rash).
     `inside` (boolean, optional) restricts it to part of the image, e.g. the field of view.
+    An image with no variation beyond quantisation at all (a flat field, a lens cap) has
+    nothing in focus: its ratio is 1.
     """
     keep = None if inside is None else inside[2:-2, 2:-2]
-    worst = 0.0
+    worst, detail = 0.0, False
     for (dy, dx), kernel in BLUR_KERNELS.items():
         blurred = cv2.filter2D(gray, -1, kernel, borderType=cv2.BORDER_REFLECT)
 
@@ -258,8 +260,9 @@ def blur_ratio(gray: np.ndarray, inside: np.ndarray | None = None) -> float:
         lost = np.maximum(0.0, variation - kept)
         total = float(variation.sum())
         if total > 0:
+            detail = True
             worst = max(worst, (total - float(lost.sum())) / total)
-    return worst
+    return worst if detail else 1.0
 
 
 def classical_sharpness_subscore(value: float, c: QualityConfig) -> float:
@@ -289,7 +292,7 @@ def _sharpness(v: _Views, c: QualityConfig, p_blurred: float | None = None) -> t
     inside = ~stop if stop.any() and stop.mean() < 0.7 else None
     value = 1.0 - blur_ratio(v.gray, inside)
     subscore = classical_sharpness_subscore(value, c)
-    if p_blurred is not None:
+    if p_blurred is not None and value > 0.0:  # no detail at all: nothing for the learned cue to vouch for
         subscore = blend_sharpness(subscore, p_blurred, c)
     # The reported value stays the classical measure; `acceptable` is the blended verdict.
     return value, subscore, "sharpness"

@@ -513,7 +513,6 @@ def fit_sharpness(extracted: dict[str, dict[str, Extracted]], config: ImageGateC
 
 def train_image_gate(config: ImageGateConfig) -> dict[str, Any]:
     """Fit, calibrate and measure the gate and sharpness heads; write them into the bundle. Returns the gate head's record."""
-    started = time.perf_counter()
     torch.manual_seed(config.seed)
     bundle = load_bundle(config.bundle)
     classifier = Classifier.from_bundle(bundle)

@@ -2,8 +2,10 @@
 
 A formula turns validated item values into a score. It knows three things:
 
-* ``local``: the score of one body site or one questionnaire;
-* ``contribution``: that site's share of the whole-body score;
+* ``local``: the score of one body site or one questionnaire (``site`` is given when the
+  score is read for a known body site; most formulas ignore it);
+* ``contribution``: that site's share of the whole-body score, or None when the values
+  at hand cannot give one (AVASI without hand units);
 * ``contributions``: the shares of several sites assessed together, which sum to the
   whole-body score. Sites that fall into the same PASI/EASI region or SALT quadrant
   describe the same part of the body, so they are pooled before weighting instead of
@@ -20,7 +22,14 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from decimal import ROUND_HALF_UP, Decimal
 
-from pipeline.severity.body_sites import REGIONS, SALT_QUADRANT_WEIGHTS, Region, SaltQuadrant, body_site
+from pipeline.severity.body_sites import (
+    REGION_WEIGHTS_PASI,
+    REGIONS,
+    SALT_QUADRANT_WEIGHTS,
+    Region,
+    SaltQuadrant,
+    body_site,
+)
 
 Values = Mapping[str, float]
 Sites = Sequence[tuple[str, Values]]
@@ -65,16 +74,25 @@ class Formula(ABC):
     """A score formula; by default a site's contribution is its local score and shares add up."""
 
     supports_global: bool = False
+    # Items that are optional for a local score but needed by the whole-body combination.
+    global_inputs: tuple[str, ...] = ()
 
     @abstractmethod
-    def local(self, values: Values) -> float:
+    def local(self, values: Values, site: str | None = None) -> float:
         """The score of one site or one questionnaire."""
 
-    def contribution(self, values: Values, site: str | None) -> float:
-        return self.local(values)
+    def contribution(self, values: Values, site: str | None) -> float | None:
+        return self.local(values, site)
 
     def contributions(self, sites: Sites) -> list[float]:
-        return [self.contribution(values, site) for site, values in sites]
+        shares = [self.contribution(values, site) for site, values in sites]
+        if any(share is None for share in shares):
+            raise ValueError(f"the whole-body score needs {', '.join(self.global_inputs)} at every site")
+        return [float(share) for share in shares]  # type: ignore[arg-type]
+
+    def category(self, values: Values) -> tuple[str, int] | None:
+        """(category, intensity) read from the item values rather than the score; None: use the bands."""
+        return None
 
 
 @dataclass(frozen=True)
@@ -86,9 +104,20 @@ class WeightedSum(Formula):
     grades: tuple[float, ...] | None = None
     supports_global: bool = False
 
-    def local(self, values: Values) -> float:
+    def local(self, values: Values, site: str | None = None) -> float:
         total = self.scale * sum(w * float(values[code]) for code, w in self.weights.items())
         return float(step(total, self.grades, above_zero=True)) if self.grades else total
+
+
+@dataclass(frozen=True)
+class RoundedMean(Formula):
+    """The mean of the items rounded half up to a whole grade (the averaged static PGA)."""
+
+    items: tuple[str, ...]
+
+    def local(self, values: Values, site: str | None = None) -> float:
+        mean = sum(float(values[code]) for code in self.items) / len(self.items)
+        return float(round_half_up(mean, 0))
 
 
 def _pooled(entries: Sequence[tuple[float, float]], weight: float) -> list[float]:
@@ -123,7 +152,7 @@ class RegionalSites(Formula):
     def _weights(self, values: Values) -> Mapping[Region, float]:
         return self.weights(float(values[self.age]) if self.age else None)
 
-    def local(self, values: Values) -> float:
+    def local(self, values: Values, site: str | None = None) -> float:
         return self._signs(values) * area_score(float(values[self.area]))
 
     def contribution(self, values: Values, site: str | None) -> float:
@@ -150,7 +179,7 @@ class RegionalForm(Formula):
     weights: RegionWeights
     age: str | None = None
 
-    def local(self, values: Values) -> float:
+    def local(self, values: Values, site: str | None = None) -> float:
         weights = self.weights(float(values[self.age]) if self.age else None)
         return sum(self._region(values, region, weights[region]) for region in REGIONS)
 
@@ -170,7 +199,7 @@ class SaltQuadrants(Formula):
     item: str = "hairLoss"
     supports_global: bool = True
 
-    def local(self, values: Values) -> float:
+    def local(self, values: Values, site: str | None = None) -> float:
         return float(values[self.item])
 
     def contributions(self, sites: Sites) -> list[float]:
@@ -187,14 +216,104 @@ class SaltQuadrants(Formula):
 
 @dataclass(frozen=True)
 class VasiSites(Formula):
-    """Per-site VASI: hand units x depigmentation level; sites add up (Hamzavi et al. 2004)."""
+    """Per-site VASI (Hamzavi et al. 2004).
+
+    The local score is the site's degree of depigmentation, rounded to the nearest VASI
+    level (0-100 %): an image shows how depigmented the involved skin is, not how many
+    hand units it covers. With the hand units given, the site's VASI (hand units x level)
+    is its contribution to the whole-body VASI, and sites add up.
+    """
 
     hand_units: str = "handUnits"
     depigmentation: str = "depigmentation"
     supports_global: bool = True
 
-    def local(self, values: Values) -> float:
-        return float(values[self.hand_units]) * vasi_level(float(values[self.depigmentation])) / 100.0
+    @property
+    def global_inputs(self) -> tuple[str, ...]:  # type: ignore[override]
+        return (self.hand_units,)
+
+    def local(self, values: Values, site: str | None = None) -> float:
+        return vasi_level(float(values[self.depigmentation]))
+
+    def contribution(self, values: Values, site: str | None) -> float | None:
+        units = values.get(self.hand_units)
+        if units is None:
+            return None
+        return float(units) * vasi_level(float(values[self.depigmentation])) / 100.0
+
+
+@dataclass(frozen=True)
+class ZonePasi(Formula):
+    """One-zone PASI: (erythema + induration + desquamation) x area score (0-6) of the zone.
+
+    With a body site, the score is weighted by the site's PASI region (head 0.1, upper
+    limbs 0.2, trunk 0.3, lower limbs 0.4): the zone's share of the whole-body PASI.
+    Without one it is the unweighted zone score (0-72).
+    """
+
+    signs: tuple[str, ...] = ("erythema", "induration", "desquamation")
+    area: str = "surface"
+
+    def local(self, values: Values, site: str | None = None) -> float:
+        zone = sum(float(values[code]) for code in self.signs) * float(values[self.area])
+        return zone * REGION_WEIGHTS_PASI[body_site(site).region] if site is not None else zone
+
+
+@dataclass(frozen=True)
+class ZoneScorad(Formula):
+    """SCORAD A/5 + 7B/2 + C with A read from the affected share of one body zone.
+
+    ``surface`` is the percentage of the zone (the site's PASI/EASI region) with eczema;
+    A is that area as a share of the whole body (surface x the region's share of the body
+    surface: head 10 %, upper limbs 20 %, trunk 30 %, lower limbs 40 %). Without a body
+    site ``surface`` is taken as the whole-body extent.
+    """
+
+    intensity: tuple[str, ...]
+    symptoms: tuple[str, ...] = ("pruritus", "sleeplessness")
+    area: str = "surface"
+
+    def extent(self, values: Values, site: str | None) -> float:
+        surface = float(values[self.area])
+        return surface * REGION_WEIGHTS_PASI[body_site(site).region] if site is not None else surface
+
+    def local(self, values: Values, site: str | None = None) -> float:
+        b = sum(float(values[code]) for code in self.intensity)
+        c = sum(float(values[code]) for code in self.symptoms)
+        return self.extent(values, site) / 5.0 + 3.5 * b + c
+
+
+# Pressure-injury stage of the deepest affected tissue (NPIAP 2016, Edsberg et al.):
+# (items that show it, category, intensity), deepest first.
+WOUND_STAGES: tuple[tuple[tuple[str, ...], str, int], ...] = (
+    (("affectedTissueBoneAndOrAdjacent", "affectedTissueMuscle"), "Stage 4", 3),
+    (("affectedTissueSubcutaneous",), "Stage 3", 2),
+    (("affectedTissueDermisEpidermis",), "Stage 2", 1),
+    (("tissueInWoundBedNecrotic", "tissueInWoundBedSlough"), "Unstageable", 2),
+)
+WOUND_STAGE_1 = ("Stage 1", 1)  # intact skin with erythema
+WOUND_HEALED = ("Healed", 0)  # intact or scarred skin without erythema
+
+
+@dataclass(frozen=True)
+class WoundScore(Formula):
+    """AWOSI: wound severity = erythema grade + the number of adverse signs present.
+
+    The category is not read from the score but from the deepest affected tissue, as
+    the NPIAP 2016 pressure-injury stage (see ``WOUND_STAGES``).
+    """
+
+    erythema: str
+    adverse: tuple[str, ...]
+
+    def local(self, values: Values, site: str | None = None) -> float:
+        return float(values[self.erythema]) + sum(float(values[code]) >= 0.5 for code in self.adverse)
+
+    def category(self, values: Values) -> tuple[str, int] | None:
+        for codes, category, intensity in WOUND_STAGES:
+            if any(float(values.get(code, 0)) >= 0.5 for code in codes):
+                return category, intensity
+        return WOUND_STAGE_1 if float(values.get(self.erythema, 0)) > 0 else WOUND_HEALED
 
 
 def region_item(region: str, sign: str) -> str:

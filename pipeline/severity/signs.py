@@ -10,9 +10,11 @@ perilesional ring, reference skin colour) between the signs asked for.
   ERYTHEMA_ANCHORS.
 - desquamation, dryness: share of lesion pixels that are bright, grey and
   rough (scale reflects white light diffusely and is flaky at pixel scale).
-- wheals, acneLesions, nodules, pustules, abscesses, tunnels: connected
-  components of "redder than the skin" (and pus-coloured) pixels near the
-  lesion, each with a box and a confidence; touching lesions count as one.
+- wheals, acneLesions, nodules, pustules, abscesses, tunnels,
+  inflammatoryLesions: connected components of "redder than the skin" (and
+  pus-coloured) pixels near the lesion, each with a box and a confidence;
+  touching lesions count as one. Their measure adds `skinCoverPercent`, the
+  share of the skin the lesions cover (each as the ellipse inside its box).
 - pustulation: the pustule count on PUSTULATION_ANCHORS.
 - lesionArea: lesion as % of the skin in the frame; depigmentation: % of the
   skin much lighter and less chromatic than the reference skin; hairLoss: % of
@@ -21,6 +23,13 @@ perilesional ring, reference skin colour) between the signs asked for.
 - induration, oedema, lichenification, excoriation, oozing: a photograph shows
   them poorly (elevation, palpable thickness and moisture are not colours);
   the estimates are conservative proxies with a fixed low confidence.
+- woundArea and the 23 wound "presence" signs (AWOSI's yes/no items, each a
+  0-100 probability): a red-yellow-black classification of the wound bed, see
+  `_analyse_wound` and `WOUND_PRESENCE`.
+
+Estimates that draw maps (hairLoss, depigmentation, the wound signs) return
+them in `SignEstimate.maps`, float 0..1 at the size they were computed at, for
+the report's mask attachments.
 
 aiConfidence is each estimator's measured reliability on phantoms
 (`pipeline.phantoms`) with known truth: the 95 % Wilson lower bound of the
@@ -42,14 +51,35 @@ from pipeline.phantoms import PHANTOM_CLASSES, Phantom, make_phantom
 from pipeline.quality import wilson_lower_bound
 from pipeline.skin import skin_region, vignette_mask
 
-SignKind = Literal["ordinal", "count", "percent"]
+SignKind = Literal["ordinal", "count", "percent", "presence"]
 Anchors = tuple[tuple[float, float], ...]
 
 SIGNS: dict[str, SignKind] = {
     **dict.fromkeys(("erythema", "induration", "desquamation", "excoriation", "lichenification", "oozing",
                      "dryness", "oedema", "pustulation"), "ordinal"),
-    **dict.fromkeys(("wheals", "nodules", "abscesses", "tunnels", "acneLesions", "pustules"), "count"),
-    **dict.fromkeys(("lesionArea", "hairLoss", "depigmentation"), "percent"),
+    **dict.fromkeys(("wheals", "nodules", "abscesses", "tunnels", "acneLesions", "pustules", "inflammatoryLesions"),
+                    "count"),
+    **dict.fromkeys(("lesionArea", "hairLoss", "depigmentation", "woundArea"), "percent"),
+}
+# AWOSI's yes/no wound items, one presence sign (0-100 %) each, named as the item.
+WOUND_PRESENCE: tuple[str, ...] = (
+    "bordersDamaged", "bordersDelimited", "bordersDiffused", "bordersThickened", "bordersIndistinguishable",
+    "perilesionalErythema", "perilesionalMaceration", "biofilmCompatibleTissue",
+    "affectedTissueBoneAndOrAdjacent", "affectedTissueDermisEpidermis", "affectedTissueMuscle",
+    "affectedTissueSubcutaneous", "affectedTissueHealedSkin",
+    "exudationFibrinous", "exudationPurulent", "exudationBloody", "exudationSerous", "exudationGreenish",
+    "tissueInWoundBedScarred", "tissueInWoundBedSlough", "tissueInWoundBedNecrotic", "tissueInWoundBedGranulation",
+    "tissueInWoundBedEpithelia",
+)
+SIGNS.update(dict.fromkeys(WOUND_PRESENCE, "presence"))
+# The maps the wound signs draw: wound bed, its tissues and the periwound skin.
+WOUND_MAPS: tuple[str, ...] = ("erythema", "wound", "angiogenesisAndGranulatedTissue", "biofilmAndSlough", "necrosis",
+                               "maceration", "orthopedic", "boneCartilageOrTendon")
+# Detection class (key, text) of each count sign's boxes.
+DETECTION_CLASSES: dict[str, tuple[str, str]] = {
+    "wheals": ("wheal", "Wheal"), "nodules": ("nodule", "Nodule"), "tunnels": ("drainingTunnel", "Draining tunnel"),
+    "abscesses": ("abscess", "Abscess"), "acneLesions": ("acne", "Acne"), "pustules": ("pustule", "Pustule"),
+    "inflammatoryLesions": ("inflammatoryLesion", "Inflammatory lesion"),
 }
 
 # Δa* (lesion minus perilesional skin) -> ordinal severity. Colorimetric erythema studies put the
@@ -72,6 +102,7 @@ ROUGH = 2.2  # local RMS of L* minus its 1-px blur: flaky scale ~4, skin ~1, a s
 PUS_DB = 2.0  # b* above the reference skin for a yellow-white pustule head (scale and vitiligo are bluer)
 HAIR_CONTRAST = 0.15  # black-hat depth of a hair strand, share of the skin's L* (dark hair on dark skin is subtle)
 BALD_SHARE = 0.5  # hair density below this share of the hairiest parts' density is bald
+WORK_SIDE = 512  # long side at which the wound maps are computed (colour classes need no finer detail)
 
 
 @dataclass(frozen=True)
@@ -85,10 +116,12 @@ class Detection:
 class SignEstimate:
     sign: str
     kind: SignKind
-    value: float  # ordinal: severity level in [0, 1]; count: number; percent: 0-100
+    value: float  # ordinal: severity level in [0, 1]; count: number; percent, presence: 0-100
     confidence: float  # aiConfidence 0-100: this estimator's measured reliability
     measure: dict[str, float]  # the physical measurement behind it, e.g. {"deltaA": 11.2}
     detections: list[Detection] = field(default_factory=list)
+    # Maps behind the estimate (HxW float 0..1 at the size it was computed at; binary is >= 0.5).
+    maps: dict[str, np.ndarray] = field(default_factory=dict, repr=False)
 
 
 # Measured reliability on phantoms: (hits, trials) of `measure_reliability(per_sign=150, seed=2024)`
@@ -113,6 +146,15 @@ UNMEASURED_CAP = 30.0
 CAPS: dict[str, float] = {
     "dryness": 50.0, "induration": 25.0, "oedema": 20.0, "lichenification": 20.0, "excoriation": 15.0,
     "oozing": 15.0, "abscesses": 15.0, "tunnels": 10.0,
+    # The wound signs are unmeasured (no wound phantoms or annotated wound photos yet). Colour classes of
+    # the wound bed get the unmeasured cap; what colour shows only indirectly (depth, exudate type, the
+    # shape and relief of the edge) less; white tissue and hardware, which bright slough mimics, least.
+    **dict.fromkeys(("bordersDamaged", "bordersThickened", "affectedTissueSubcutaneous", "biofilmCompatibleTissue",
+                     "tissueInWoundBedEpithelia", "exudationGreenish"), 15.0),
+    **dict.fromkeys(("perilesionalMaceration", "bordersDiffused", "bordersIndistinguishable",
+                     "affectedTissueHealedSkin", "tissueInWoundBedScarred", "exudationFibrinous"), 20.0),
+    **dict.fromkeys(("affectedTissueBoneAndOrAdjacent", "affectedTissueMuscle", "exudationPurulent",
+                     "exudationBloody", "exudationSerous"), 10.0),
 }
 
 
@@ -144,6 +186,15 @@ def _grow(mask: np.ndarray, radius: int) -> np.ndarray:
 
 def _local_rms(x: np.ndarray, window: int) -> np.ndarray:
     return np.sqrt(cv2.blur(x * x, (window, window)))
+
+
+def _soft(mask: np.ndarray, sigma: float) -> np.ndarray:
+    """A region decided as a whole, as a 0..1 map with a soft edge (>= 0.5 is the region, up to the edge)."""
+    return cv2.GaussianBlur(mask.astype(np.float32), (0, 0), max(0.5, sigma))
+
+
+def _sigmoid(x: np.ndarray | float) -> np.ndarray:
+    return 1.0 / (1.0 + np.exp(-np.clip(x, -30.0, 30.0)))
 
 
 class _Scene:
@@ -268,6 +319,21 @@ class _Scene:
         n, labels, stats, _ = cv2.connectedComponentsWithStats(filled, connectivity=8)
         return n, labels, stats
 
+    @cached_property
+    def working(self) -> _Scene:
+        """This scene with its long side at most WORK_SIDE (itself when already that small)."""
+        h, w = self.rgb.shape[:2]
+        scale = WORK_SIDE / max(h, w)
+        if scale >= 1.0:
+            return self
+        size = (max(1, round(w * scale)), max(1, round(h * scale)))
+        shrink = lambda m: cv2.resize(m.astype(np.uint8), size, interpolation=cv2.INTER_NEAREST).astype(bool)
+        return _Scene(cv2.resize(self.rgb, size, interpolation=cv2.INTER_AREA), shrink(self.lesion), shrink(self.skin))
+
+    @cached_property
+    def wound(self) -> _Wound:
+        return _analyse_wound(self.working)
+
 
 def _hysteresis(low: np.ndarray, high: np.ndarray) -> np.ndarray:
     """Components of `low` that contain a `high` pixel."""
@@ -370,6 +436,7 @@ class _BlobRule:
     max_area: float = 0.25
     needs_pus: bool = False
     elongated: bool = False  # tunnels: long and thin
+    compact: bool = False  # papules: roughly round, not streaks or plaque edges
 
 
 BLOB_RULES: dict[str, _BlobRule] = {
@@ -378,6 +445,7 @@ BLOB_RULES: dict[str, _BlobRule] = {
     "nodules": _BlobRule(1.2e-3),
     "abscesses": _BlobRule(1.2e-3, needs_pus=True),
     "tunnels": _BlobRule(6e-4, elongated=True),
+    "inflammatoryLesions": _BlobRule(1.2e-4, max_area=0.01, compact=True),
 }
 
 
@@ -409,6 +477,8 @@ def _blob_detections(s: _Scene, sign: str) -> list[Detection]:
             continue
         if rule.elongated and _elongation(inside) < 3.0:
             continue
+        if rule.compact and _elongation(inside) > 2.5:
+            continue
         confidence = _blob_confidence(s, s.delta_a[y:y + h, x:x + w][inside])
         found.append(Detection(round(confidence, 1), sign, (x, y, x + w, y + h)))
     return found
@@ -434,9 +504,13 @@ def _pustule_detections(s: _Scene) -> list[Detection]:
     return found
 
 
-def _counted(detections: list[Detection]) -> tuple[float, dict[str, float]]:
+def _counted(s: _Scene, detections: list[Detection]) -> tuple[float, dict[str, float]]:
     mean_conf = float(np.mean([d.confidence for d in detections])) if detections else 0.0
-    return float(len(detections)), {"count": float(len(detections)), "meanDetectionConfidence": mean_conf}
+    # Each lesion as the ellipse inscribed in its box: a box overstates a round papule by 4/pi.
+    covered = sum(np.pi / 4 * (d.box[2] - d.box[0]) * (d.box[3] - d.box[1]) for d in detections)
+    cover = float(min(100.0, 100.0 * covered / max(int(s.skin.sum()), 1)))
+    return float(len(detections)), {"count": float(len(detections)), "meanDetectionConfidence": mean_conf,
+                                    "skinCoverPercent": cover}
 
 
 def _pustulation(s: _Scene) -> tuple[float, dict[str, float]]:
@@ -463,15 +537,228 @@ def _depigmentation(s: _Scene) -> tuple[float, dict[str, float]]:
                  "deltaL": float(np.median(s.lab[..., 0][white]) - s.reference[0]) if white.any() else 0.0}
 
 
+def _hair_density(s: _Scene) -> tuple[np.ndarray, float]:
+    """Local density of hair pixels and that of the hairiest parts (its 95th percentile in the frame)."""
+    density = cv2.blur(s.hair.astype(np.float32), (_odd(s.side / 12),) * 2)
+    return density, float(np.percentile(density[s.field], 95)) if s.field.any() else 0.0
+
+
 def _hair_loss(s: _Scene) -> tuple[float, dict[str, float]]:
     """Share of the frame whose hair density is below BALD_SHARE of the hairiest parts' (95th percentile)."""
-    density = cv2.blur(s.hair.astype(np.float32), (_odd(s.side / 12),) * 2)
+    density, full = _hair_density(s)
     area = s.field
-    full = float(np.percentile(density[area], 95)) if area.any() else 0.0
     if full < 0.05:  # no hair anywhere in the frame
         return 100.0, {"hairDensity": full, "baldPixels": float(area.sum())}
     bald = (density < BALD_SHARE * full) & area
     return 100.0 * bald.sum() / max(int(area.sum()), 1), {"hairDensity": full, "baldPixels": float(bald.sum())}
+
+
+def _hair_maps(s: _Scene) -> dict[str, np.ndarray]:
+    """hair: density relative to the hairiest parts, stretched so BALD_SHARE lands on 0.5; baldness: its complement."""
+    density, full = _hair_density(s)
+    hair = np.zeros(density.shape, np.float32) if full < 0.05 else \
+        np.interp(density / full, (0.0, BALD_SHARE, 1.0), (0.0, 0.5, 1.0)).astype(np.float32)
+    inside = s.field.astype(np.float32)
+    return {"hair": hair * inside, "baldness": (1.0 - hair) * inside}
+
+
+def _depigmentation_maps(s: _Scene) -> dict[str, np.ndarray]:
+    """Both regions are decided as wholes (skin colour cluster; smooth white areas): soft-edged masks."""
+    return {"skin": _soft(s.skin, s.px), "depigmentation": _soft(s.whites[1], s.px)}
+
+
+# ---------------------------------------------------------------- wounds
+
+
+@dataclass(frozen=True)
+class _Wound:
+    maps: dict[str, np.ndarray]  # WOUND_MAPS at the working size
+    presence: dict[str, float]  # WOUND_PRESENCE, 0-100
+    evidence: dict[str, dict[str, float]]  # per presence sign, the measurements it comes from
+    area_percent: float  # wound bed, % of the skin in the frame
+
+
+def _tissue_colours(lab: np.ndarray, ref: np.ndarray) -> dict[str, np.ndarray]:
+    """Soft (0..1) red-yellow-black wound-bed classes, the usual colour reading of a wound bed.
+
+    red (granulation): a* at least ~20 above the skin's and a red hue (h_ab below ~42°; skin is
+    ~50-60°); yellow (slough, fibrin): a yellow hue (above ~68°), b* well above the skin's, not dark;
+    black (necrosis, eschar): dark (L* below 35, or 25 under the skin's) and nearly achromatic."""
+    L, a, b = lab[..., 0], lab[..., 1], lab[..., 2]
+    chroma, hue = np.hypot(a, b), np.degrees(np.arctan2(b, a))
+    return {
+        "red": _sigmoid((a - ref[1] - 20.0) / 3.0) * _sigmoid((42.0 - hue) / 4.0),
+        "yellow": _sigmoid((hue - 68.0) / 4.0) * _sigmoid((b - ref[2] - 10.0) / 3.0) * _sigmoid((L - 45.0) / 4.0),
+        "black": _sigmoid((min(float(ref[0]) - 25.0, 35.0) - L) / 3.0) * _sigmoid((30.0 - chroma) / 4.0),
+    }
+
+
+def _wound_bed(s: _Scene, colours: dict[str, np.ndarray]) -> np.ndarray:
+    """Wound-tissue-coloured regions on or beside the skin: hairs opened away, tissues merged, holes filled;
+    the regions touching the segmented lesion when any do (a red towel elsewhere is no wound)."""
+    r = max(1, round(1.5 * s.px))
+    tissue = cv2.morphologyEx(np.maximum.reduce(list(colours.values())).astype(np.float32), cv2.MORPH_OPEN, _disk(r))
+    near_skin = _grow(s.skin, max(3, round(s.side / 20))) | s.lesion
+    bed = cv2.morphologyEx(((tissue >= 0.5) & near_skin & s.field).astype(np.uint8), cv2.MORPH_CLOSE, _disk(2 * r))
+    n, labels, stats, _ = cv2.connectedComponentsWithStats(_fill_holes(bed), connectivity=8)
+    big = np.zeros(n, bool)
+    big[1:] = stats[1:, cv2.CC_STAT_AREA] >= max(30, 0.002 * labels.size)
+    touching = np.zeros(n, bool)
+    touching[np.unique(labels[_grow(s.lesion, 2 * r)])] = True
+    keep = big & touching if (big & touching).any() else big
+    return keep[labels]
+
+
+def _share(m: np.ndarray, region: np.ndarray) -> float:
+    return float((m[region] >= 0.5).mean()) if region.any() else 0.0
+
+
+def _presence(share: float, half: float, width: float) -> float:
+    """0-100: a logistic step of a share (half: the share read as 50 %; width: its softness)."""
+    return float(100.0 * _sigmoid((share - half) / width))
+
+
+def _analyse_wound(s: _Scene) -> _Wound:
+    """The wound bed, its tissues and the periwound skin from colour, and AWOSI's 23 yes/no items as
+    presence probabilities. Every probability is a heuristic reading of these maps, unvalidated (no
+    annotated wound photographs yet), hence the low confidences (CAPS):
+
+    - open wound (`affectedTissueDermisEpidermis`): the wound bed covers over ~0.4 % of the frame;
+      `tissueInWoundBedScarred` and `affectedTissueHealedSkin` are its complement (no open bed found).
+    - `tissueInWoundBedGranulation` / `Slough` / `Necrotic`: red / yellow / black tissue on over ~5 % of the
+      bed; `exudationFibrinous`: yellow on over ~3 % (fibrin is the yellow layer);
+      `biofilmCompatibleTissue`: yellow plus glistening film on over ~8 %.
+    - `tissueInWoundBedEpithelia`: pink (a* 4-18 over the skin, not darker) on over ~25 % of the bed's
+      inner edge band.
+    - `affectedTissueSubcutaneous`: any of granulation, slough or necrosis (they form in full-thickness loss);
+      `affectedTissueMuscle`: dark red (L* < 35) on over ~10 %; `affectedTissueBoneAndOrAdjacent`: white
+      or pale-yellow tissue (the `orthopedic` and `boneCartilageOrTendon` maps) on over ~3 %. Bright slough
+      and specular highlights mimic both: the weakest of the items.
+    - `exudationSerous`: specular highlights (wet sheen) on over ~1 %; `exudationBloody`: vivid red
+      (C*ab > 65, dark: granulation is nearly as red, so this one is weak); `exudationPurulent`: bright cream
+      to yellow-green (h_ab 98-110°; slough is ~85-95°); `exudationGreenish`: green
+      (h_ab > 110°): each on over a few % of the bed.
+    - borders, from the colour difference ΔE across the wound's edge (median Lab of a band inside minus one
+      outside): `bordersDelimited` ΔE > ~15, `bordersDiffused` < ~10, `bordersIndistinguishable` < ~6 (or no
+      wound found); `bordersThickened`: the outer band lighter than the skin (rolled, keratotic edges);
+      `bordersDamaged`: an irregular outline (perimeter² / 4π·area above ~2).
+    - `perilesionalErythema`: over ~15 % of a ring of skin around the wound (~8 % of the image side wide)
+      at Δa* > 6 (the "slight" erythema step); `perilesionalMaceration`: over ~8 % of it white and wet
+      (8 L* lighter and much greyer than the skin).
+    Items of the bed and its edge are scaled by the open-wound probability.
+    """
+    first = _tissue_colours(s.lab, np.median(s.lab[s.skin], axis=0) if s.skin.any() else s.reference)
+    wound = _wound_bed(s, first)
+    ring_r = max(3, round(s.side / 12))
+    far_skin = s.skin & ~_grow(wound, 2 * ring_r)
+    ref = np.median(s.lab[far_skin], axis=0) if far_skin.sum() >= 50 else s.reference
+    colours = _tissue_colours(s.lab, ref)
+    L, a, b = s.lab[..., 0], s.lab[..., 1], s.lab[..., 2]
+    chroma, hue = np.hypot(a, b), np.degrees(np.arctan2(b, a))
+    bed_map = _soft(wound, s.px)
+    ring = _grow(wound, ring_r) & ~wound & s.skin
+
+    pale = _sigmoid((L - max(72.0, float(ref[0]) + 12.0)) / 3.0)
+    sheen = _sigmoid((L - cv2.GaussianBlur(L, (0, 0), 3 * s.px) - 10.0) / 2.0) * _sigmoid((15.0 - chroma) / 3.0)
+    ref_chroma = float(np.hypot(ref[1], ref[2]))
+    maps = {
+        "erythema": _sigmoid((a - ref[1] - 6.0) / 1.5) * ring,
+        "wound": bed_map,
+        "angiogenesisAndGranulatedTissue": colours["red"] * bed_map,
+        "biofilmAndSlough": colours["yellow"] * bed_map,
+        "necrosis": colours["black"] * bed_map,
+        "maceration": _sigmoid((L - ref[0] - 8.0) / 2.5) * _sigmoid((0.6 * ref_chroma - chroma) / 2.0) * ring,
+        "orthopedic": pale * _sigmoid((6.0 - chroma) / 1.5) * bed_map,  # white-grey, achromatic
+        "boneCartilageOrTendon": pale * _sigmoid((chroma - 6.0) / 1.5) * _sigmoid((25.0 - chroma) / 3.0)
+        * _sigmoid((hue - 60.0) / 6.0) * bed_map,  # pale yellow-white
+    }
+    maps = {k: np.clip(v, 0.0, 1.0).astype(np.float32) for k, v in maps.items()}
+    red = colours["red"]
+    inner = {
+        "darkRed": red * _sigmoid((35.0 - L) / 3.0) * _sigmoid((50.0 - chroma) / 4.0),
+        "vividRed": red * _sigmoid((chroma - 65.0) / 3.0) * _sigmoid((40.0 - L) / 3.0),
+        "creamy": _sigmoid((hue - 98.0) / 3.0) * _sigmoid((110.0 - hue) / 3.0) * _sigmoid((L - 65.0) / 3.0)
+        * _sigmoid((chroma - 20.0) / 3.0),
+        "green": _sigmoid((hue - 110.0) / 5.0) * _sigmoid((chroma - 12.0) / 3.0),
+        "sheen": sheen,
+    }
+    g, y, n = (_share(maps[k], wound) for k in ("angiogenesisAndGranulatedTissue", "biofilmAndSlough", "necrosis"))
+    white = _share(np.maximum(maps["orthopedic"], maps["boneCartilageOrTendon"]), wound)
+    shares = {k: _share(v, wound) for k, v in inner.items()}
+
+    band = max(2, round(s.side / 80))
+    inside = wound & ~cv2.erode(wound.astype(np.uint8), _disk(band)).astype(bool)
+    outside = _grow(wound, band) & ~wound & s.field
+    pink = (_sigmoid((a - ref[1] - 4.0) / 1.5) * _sigmoid((ref[1] + 18.0 - a) / 2.0)
+            * _sigmoid((L - ref[0] + 5.0) / 3.0))
+    epithelia = _share(pink, inside)  # new epithelium grows in from the margin
+    delta_e = (float(np.linalg.norm(np.median(s.lab[inside], axis=0) - np.median(s.lab[outside], axis=0)))
+               if inside.any() and outside.any() else 0.0)
+    rim_light = float(np.median(L[outside]) - ref[0]) if outside.any() else 0.0
+    irregularity = _irregularity(wound)
+    erythema_ring, maceration_ring = _share(maps["erythema"], ring), _share(maps["maceration"], ring)
+
+    wound_frac = float(wound.sum() / max(int(s.field.sum()), 1))
+    open_p = _presence(wound_frac, 0.004, 0.0012)
+    bed = open_p / 100.0
+    tissue = {"tissueInWoundBedGranulation": _presence(g, 0.05, 0.015),
+              "tissueInWoundBedSlough": _presence(y, 0.05, 0.015),
+              "tissueInWoundBedNecrotic": _presence(n, 0.05, 0.015)}
+    in_bed = {
+        **tissue,
+        "tissueInWoundBedEpithelia": _presence(epithelia, 0.25, 0.07),
+        "affectedTissueSubcutaneous": max(tissue.values()),
+        "affectedTissueMuscle": _presence(shares["darkRed"], 0.10, 0.03),
+        "affectedTissueBoneAndOrAdjacent": _presence(white, 0.03, 0.01),
+        "bordersDelimited": float(100 * _sigmoid((delta_e - 15.0) / 4.0)),
+        "bordersDiffused": float(100 * _sigmoid((10.0 - delta_e) / 3.0)),
+        "bordersThickened": float(100 * _sigmoid((rim_light - 3.0) / 1.5)),
+        "bordersDamaged": float(100 * _sigmoid((irregularity - 2.0) / 0.35)),
+        "perilesionalErythema": _presence(erythema_ring, 0.15, 0.05),
+        "perilesionalMaceration": _presence(maceration_ring, 0.08, 0.03),
+        "biofilmCompatibleTissue": _presence(y + shares["sheen"], 0.08, 0.03),
+        "exudationFibrinous": _presence(y, 0.03, 0.01),
+        "exudationPurulent": _presence(shares["creamy"], 0.08, 0.03),
+        "exudationBloody": _presence(shares["vividRed"], 0.08, 0.03),
+        "exudationSerous": _presence(shares["sheen"], 0.01, 0.004),
+        "exudationGreenish": _presence(shares["green"], 0.03, 0.01),
+    }
+    presence = {k: v * bed for k, v in in_bed.items()}
+    presence.update({
+        "affectedTissueDermisEpidermis": open_p,
+        "tissueInWoundBedScarred": 100.0 - open_p,
+        "affectedTissueHealedSkin": 100.0 - open_p,
+        "bordersIndistinguishable": max(100.0 - open_p, bed * float(100 * _sigmoid((6.0 - delta_e) / 1.5))),
+    })
+    measured = {"woundFraction": wound_frac, "granulationShare": g, "sloughShare": y, "necrosisShare": n,
+                "whiteTissueShare": white, "epitheliaEdgeShare": epithelia, "edgeDeltaE": delta_e,
+                "rimLightness": rim_light, "irregularity": irregularity, "erythemaRingShare": erythema_ring,
+                "macerationRingShare": maceration_ring, **{f"{k}Share": v for k, v in shares.items()}}
+    evidence = {sign: measured for sign in WOUND_PRESENCE}
+    skin = max(int((s.skin | wound).sum()), 1)
+    return _Wound(maps, {k: round(float(np.clip(v, 0.0, 100.0)), 1) for k, v in presence.items()}, evidence,
+                  100.0 * float(wound.sum()) / skin)
+
+
+def _irregularity(region: np.ndarray) -> float:
+    """perimeter² / (4π area) of the largest component: 1 for a disc, larger for ragged outlines."""
+    contours, _ = cv2.findContours(region.astype(np.uint8), cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_NONE)
+    if not contours:
+        return 1.0
+    largest = max(contours, key=cv2.contourArea)
+    area = cv2.contourArea(largest)
+    return float(cv2.arcLength(largest, True) ** 2 / (4 * np.pi * area)) if area > 0 else 1.0
+
+
+def _wound_area(s: _Scene) -> tuple[float, dict[str, float]]:
+    return s.wound.area_percent, {"woundFraction": s.wound.evidence[WOUND_PRESENCE[0]]["woundFraction"]}
+
+
+def _presence_estimator(sign: str) -> Estimator:
+    def presence(s: _Scene) -> tuple[float, dict[str, float]]:
+        return s.wound.presence[sign], s.wound.evidence[sign]
+
+    return presence
 
 
 # ---------------------------------------------------------------- dispatch
@@ -485,7 +772,7 @@ Counter = Callable[[_Scene], tuple[float, dict[str, float], list[Detection]]]
 def _count_estimator(sign: str) -> Counter:
     def count(s: _Scene) -> tuple[float, dict[str, float], list[Detection]]:
         detections = _pustule_detections(s) if sign == "pustules" else _blob_detections(s, sign)
-        return (*_counted(detections), detections)
+        return (*_counted(s, detections), detections)
 
     return count
 
@@ -496,8 +783,13 @@ ESTIMATORS: dict[str, Estimator] = {
     "pustulation": _pustulation, "lesionArea": _lesion_area, "depigmentation": _depigmentation,
     "hairLoss": _hair_loss,
 }
-COUNTERS = {sign: _count_estimator(sign) for sign in ("wheals", "nodules", "abscesses", "tunnels", "acneLesions",
-                                                      "pustules")}
+ESTIMATORS.update({"woundArea": _wound_area, **{sign: _presence_estimator(sign) for sign in WOUND_PRESENCE}})
+COUNTERS = {sign: _count_estimator(sign) for sign, kind in SIGNS.items() if kind == "count"}
+# Signs whose estimate carries maps, and how they are drawn (shared work is cached on the scene).
+MAPPERS: dict[str, Callable[[_Scene], dict[str, np.ndarray]]] = {
+    "hairLoss": _hair_maps, "depigmentation": _depigmentation_maps,
+    **{sign: (lambda s: s.wound.maps) for sign in ("woundArea", *WOUND_PRESENCE)},
+}
 
 
 def estimate_signs(rgb: np.ndarray, lesion: np.ndarray, skin: np.ndarray | None,
@@ -518,7 +810,8 @@ def estimate_signs(rgb: np.ndarray, lesion: np.ndarray, skin: np.ndarray | None,
         else:
             (value, measure), detections = ESTIMATORS[sign](scene), []
         out[sign] = SignEstimate(sign, SIGNS[sign], round(float(value), 3), confidence_of(sign),
-                                 {k: round(float(v), 3) for k, v in measure.items()}, detections)
+                                 {k: round(float(v), 3) for k, v in measure.items()}, detections,
+                                 MAPPERS[sign](scene) if sign in MAPPERS else {})
     return out
 
 

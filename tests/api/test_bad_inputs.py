@@ -52,9 +52,10 @@ def att(data: bytes | str, **extra: Any) -> dict[str, Any]:
 
 GOOD = att(JPEG)
 LOCAL = {"payload": GOOD, "bodySite": "armLeft", "knownCondition": {"conclusion": {"text": "psoriasis"}},
-         "scoringSystem": {"apasi": {"questionnaireResponse": {"item": {"area": 30}}}}}
+         "scoringSystem": {"apasi": {"questionnaireResponse": {"item": {"surface": 30}}}}}
 ITEMS = ["scoringSystem", "apasi", "questionnaireResponse", "item"]
-MANUAL = {"scoringSystem": {"pga": {"questionnaireResponse": {"item": {"pga": 2}}}}}
+MANUAL = {"scoringSystem": {"pga": {"questionnaireResponse": {"item": {"erythema": 2, "desquamation": 2,
+                                                                      "induration": 2}}}}}
 DATA = ["body", "payload", 0, "contentAttachment", "data"]
 
 
@@ -150,11 +151,11 @@ CASES: list[tuple[str, str, str, dict[str, Any], int, list | None]] = [
     ("local-manual-system", "POST", "/severity-assessment/automatic/local",
      {"json": with_(LOCAL, ["scoringSystem"], {"pasi": {}})}, 422, ["body", "scoringSystem", "pasi"]),
     ("local-huge-integer", "POST", "/severity-assessment/automatic/local",
-     {"json": with_(LOCAL, [*ITEMS, "area"], 10**400)}, 422, ["body", *ITEMS, "area"]),
+     {"json": with_(LOCAL, [*ITEMS, "surface"], 10**400)}, 422, ["body", *ITEMS, "surface"]),
     ("local-infinite-string", "POST", "/severity-assessment/automatic/local",
-     {"json": with_(LOCAL, [*ITEMS, "area"], "Infinity")}, 422, ["body", *ITEMS, "area"]),
+     {"json": with_(LOCAL, [*ITEMS, "surface"], "Infinity")}, 422, ["body", *ITEMS, "surface"]),
     ("local-answer-an-object", "POST", "/severity-assessment/automatic/local",
-     {"json": with_(LOCAL, [*ITEMS, "area"], {"a": [1]})}, 422, None),
+     {"json": with_(LOCAL, [*ITEMS, "surface"], {"a": [1]})}, 422, None),
     ("local-unicode-body-site", "POST", "/severity-assessment/automatic/local",
      {"json": with_(LOCAL, ["bodySite"], "🦶\u202e")}, 422, ["body", "bodySite"]),
     ("local-coding-garbage", "POST", "/severity-assessment/automatic/local",
@@ -170,12 +171,12 @@ CASES: list[tuple[str, str, str, dict[str, Any], int, list | None]] = [
      {"json": {**{k: LOCAL[k] for k in ("knownCondition", "scoringSystem")},
                "payload": [{**att(b"\xff\xd8\xff\x00"), "bodySite": "armLeft"}]}}, 422,
      ["body", "payload", 0, "contentAttachment", "data"]),
-    ("manual-systems-a-list", "POST", "/severity-assessment/manual", {"json": {"scoringSystem": ["pga"]}}, 422,
+    ("manual-systems-a-list", "POST", "/severity-assessment/manual", {"json": {"bodySite": "armLeft", "scoringSystem": ["pga"]}}, 422,
      ["body", "scoringSystem"]),
     ("manual-body-site-a-number", "POST", "/severity-assessment/manual", {"json": with_(MANUAL, ["bodySite"], 7)},
      422, ["body", "bodySite"]),
     ("manual-out-of-range", "POST", "/severity-assessment/manual",
-     {"json": with_(MANUAL, ["scoringSystem", "pga", "questionnaireResponse", "item", "pga"], -1e308)}, 422, None),
+     {"json": with_(MANUAL, ["scoringSystem", "pga", "questionnaireResponse", "item", "erythema"], -1e308)}, 422, None),
     # --- batches
     ("batch-no-items", "POST", "/batches", {"json": {"items": []}}, 422, ["body", "items"]),
     ("batch-unknown-kind", "POST", "/batches", {"json": {"items": [{"kind": "x-ray", "body": {}}]}}, 422,

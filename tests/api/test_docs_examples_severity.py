@@ -1,7 +1,8 @@
 """The severity page's example clients (../shared/api-docs), run unchanged against a running dermq.
 
 Placeholders are filled as an integrator would after reading the discovery endpoints:
-`apasi`, a real body site, the condition's plain text, and apasi's one clinical item.
+`apasi`, a real body site, the condition's plain text, and apasi's one clinical item (`surface`, a
+percentage of the body zone, reported back as its area score).
 """
 
 from __future__ import annotations
@@ -106,7 +107,7 @@ def fill(code: str, service: Service) -> str:
                 .replace("<body_site_code>", "armLeft")
                 .replace("<plain-text condition>", "psoriasis")
                 .replace("<scoring_system_code>", "apasi")
-                .replace("<item_code>", "area")
+                .replace("<item_code>", "surface")
                 .replace("<answer_value>", "30"))
 
 
@@ -116,8 +117,9 @@ def check_report(result: dict) -> None:
     evolution = result["patientEvolution"]
     assert {k for k, v in evolution.items() if v is not None} == {"apasi"} and "pasi" in evolution
     apasi = evolution["apasi"]
-    assert apasi["item"]["area"]["value"] == 30 and "additionalData" not in apasi["item"]["area"]
-    assert all("aiConfidence" in apasi["item"][k]["additionalData"] for k in apasi["item"] if k != "area")
+    surface = apasi["item"]["surface"]
+    assert surface["value"] == 3 and "additionalData" not in surface  # 30 % of the zone: area score 3
+    assert all("aiConfidence" in apasi["item"][k]["additionalData"] for k in apasi["item"] if k != "surface")
     assert set(apasi["media"]["attachment"]) == {"maskRaw", "maskBinary", "segmentation"}
     assert apasi["score"]["interpretation"]["intensity"] in (0, 1, 2, 3)
 

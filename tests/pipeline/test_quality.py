@@ -320,3 +320,13 @@ def test_degenerate_images_give_finite_diagnosis_reports() -> None:
     assert len(report["imagingAnalysis"]) == len(DEGENERATE)
     assert not non_finite(report), non_finite(report)
     json.dumps(report, allow_nan=False)
+
+
+@pytest.mark.parametrize("level", [0, 128, 200])
+def test_a_featureless_image_has_nothing_in_focus(level) -> None:
+    # A flat field (lens cap, blank frame) has no detail to be sharp: it fails `sharpness`, and the
+    # learned cue cannot vouch for it even when it (out of its domain) calls the image sharp.
+    rgb = np.full((300, 400, 3), level, np.uint8)
+    mv = assess_media_validity(rgb, gate=GateProbs(other=0.01, clinical=0.1, dermoscopic=0.89, blurred=0.001))
+    assert mv["quality"]["metrics"]["sharpness"]["acceptable"] is False
+    assert mv["isValid"] is False

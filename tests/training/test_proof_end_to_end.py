@@ -151,12 +151,13 @@ def test_trained_classifier_and_segmenter_serve_through_the_api(phantoms, proof_
             r = api.post("/severity-assessment/automatic/local", json={
                 "payload": body(root / row["image"])["payload"][0], "bodySite": "trunkFront",
                 "knownCondition": {"conclusion": {"text": "psoriasis"}},
-                "scoringSystem": {"apasi": {"questionnaireResponse": {"item": {"area": 10}}}}})
+                "scoringSystem": {"apasi": {"questionnaireResponse": {"item": {"surface": 10}}}}})
             assert r.status_code == 200, r.text
             report = r.json()
             assert {m["name"] for m in report["device"]["models"]} >= {"phantom-segmenter"}
             att = report["patientEvolution"]["apasi"]["media"]["attachment"]["maskBinary"]
-            predicted = np.asarray(Image.open(io.BytesIO(base64.b64decode(att["data"])))) > 127
+            # An RGB JPEG at the input's size, like every attachment: grey levels 0/255 give the mask.
+            predicted = np.asarray(Image.open(io.BytesIO(base64.b64decode(att["data"]))).convert("L")) > 127
             truth = np.asarray(Image.open(root / row["mask"]).resize(predicted.shape[::-1], Image.NEAREST)) > 0
             scores.append(jaccard(predicted, truth))
     served = float(np.mean(scores))

@@ -10,8 +10,12 @@ from pipeline.phantoms import make_phantom
 from pipeline.quality import wilson_lower_bound
 from pipeline.severity.signs import (
     CAPS,
+    DETECTION_CLASSES,
     MEASURED,
     SIGNS,
+    UNMEASURED_CAP,
+    WOUND_MAPS,
+    WOUND_PRESENCE,
     Detection,
     SignEstimate,
     confidence_of,
@@ -32,15 +36,17 @@ def iou(a: tuple[int, int, int, int], b: tuple[int, int, int, int]) -> float:
 
 def test_sign_table_and_shapes_of_every_estimate() -> None:
     assert {k for k, v in SIGNS.items() if v == "count"} == {"wheals", "nodules", "abscesses", "tunnels",
-                                                            "acneLesions", "pustules"}
-    assert {k for k, v in SIGNS.items() if v == "percent"} == {"lesionArea", "hairLoss", "depigmentation"}
+                                                            "acneLesions", "pustules", "inflammatoryLesions"}
+    assert {k for k, v in SIGNS.items() if v == "percent"} == {"lesionArea", "hairLoss", "depigmentation", "woundArea"}
+    assert [k for k, v in SIGNS.items() if v == "presence"] == list(WOUND_PRESENCE) and len(WOUND_PRESENCE) == 23
+    assert set(DETECTION_CLASSES) == {k for k, v in SIGNS.items() if v == "count"}
     p = make_phantom(1, label="EA90", size=160)
     out = estimate_signs(p.rgb, p.mask, None, SIGNS)
     assert list(out) == list(SIGNS)
     for name, est in out.items():
         assert isinstance(est, SignEstimate) and est.sign == name and est.kind == SIGNS[name]
         assert 0 <= est.confidence <= 100 and est.measure
-        low, high = {"ordinal": (0, 1), "count": (0, 1e6), "percent": (0, 100)}[est.kind]
+        low, high = {"ordinal": (0, 1), "count": (0, 1e6), "percent": (0, 100), "presence": (0, 100)}[est.kind]
         assert low <= est.value <= high, name
     with pytest.raises(ValueError):
         estimate_signs(p.rgb, p.mask, None, ["redness"])
@@ -141,3 +147,83 @@ def test_stated_confidence_does_not_exceed_measured_reliability() -> None:
         upper = 100.0 - wilson_lower_bound(total - hits, total)  # Wilson upper bound: the sampling slack
         assert confidence_of(sign) <= upper, (sign, hits, total)
         assert hits / total >= 0.75, (sign, hits, total)
+
+
+def test_inflammatory_lesions_are_the_round_red_papules() -> None:
+    for n in (0, 4, 12):
+        p = make_phantom(70 + n, label="ED80", count=n, fitzpatrick=3)
+        est = estimate_signs(p.rgb, np.ones_like(p.mask), None, ["inflammatoryLesions"])["inflammatoryLesions"]
+        assert abs(est.value - n) <= max(1, 0.2 * n), (n, est.value)
+        assert est.value == len(est.detections) and all(d.code == "inflammatoryLesions" for d in est.detections)
+        matched = sum(max((iou(t, d.box) for d in est.detections), default=0) > 0.3 for t in p.spots)
+        assert matched >= len(p.spots) - max(1, 0.2 * n)
+        assert confidence_of("inflammatoryLesions") <= UNMEASURED_CAP  # not in MEASURED: the unmeasured cap
+
+
+def test_counts_report_the_skin_they_cover() -> None:
+    covers = []
+    for n in (0, 5, 15):
+        p = make_phantom(80, label="ED80", count=n)
+        est = estimate_signs(p.rgb, np.ones_like(p.mask), None, ["acneLesions"])["acneLesions"]
+        covers.append(est.measure["skinCoverPercent"])
+        boxes = sum((d.box[2] - d.box[0]) * (d.box[3] - d.box[1]) for d in est.detections)
+        skin = estimate_signs(p.rgb, p.mask, None, ["lesionArea"])["lesionArea"].measure["skinPixels"]
+        assert est.measure["skinCoverPercent"] == pytest.approx(100 * np.pi / 4 * boxes / skin, abs=0.01)
+    assert covers[0] == 0 and 0 < covers[1] < covers[2] < 100
+
+
+def test_wound_bed_tissues_are_read_from_colour(make_wound) -> None:
+    full, bed = make_wound(1024, 768)
+    out = estimate_signs(full, bed, None, ["woundArea", *WOUND_PRESENCE])
+    p = {k: e.value for k, e in out.items()}
+    for present in ("affectedTissueDermisEpidermis", "tissueInWoundBedGranulation", "tissueInWoundBedSlough",
+                    "tissueInWoundBedNecrotic", "exudationFibrinous", "perilesionalErythema", "bordersDelimited"):
+        assert p[present] > 80, (present, p[present])
+    for absent in ("tissueInWoundBedScarred", "affectedTissueHealedSkin", "bordersIndistinguishable",
+                   "bordersDiffused", "affectedTissueBoneAndOrAdjacent", "exudationGreenish", "perilesionalMaceration"):
+        assert p[absent] < 20, (absent, p[absent])
+    skin = estimate_signs(full, bed, None, ["lesionArea"])["lesionArea"].measure["skinPixels"]
+    assert p["woundArea"] == pytest.approx(100 * bed.sum() / skin, rel=0.15)
+
+    clean, _ = make_wound(1024, 768, slough=False, necrosis=False, erythema=False)
+    q = {k: e.value for k, e in estimate_signs(clean, bed, None, WOUND_PRESENCE).items()}
+    assert q["tissueInWoundBedGranulation"] > 80
+    assert max(q["tissueInWoundBedSlough"], q["tissueInWoundBedNecrotic"], q["perilesionalErythema"]) < 20
+
+    intact, _ = make_wound(1024, 768, wound=False)
+    r = {k: e.value for k, e in estimate_signs(intact, np.zeros_like(bed), None, WOUND_PRESENCE).items()}
+    assert r["affectedTissueDermisEpidermis"] < 10 and r["tissueInWoundBedScarred"] > 90
+    assert all(r[k] < 10 for k in ("tissueInWoundBedGranulation", "tissueInWoundBedSlough", "tissueInWoundBedNecrotic"))
+
+
+def test_wound_maps_are_computed_once_at_the_working_size(make_wound) -> None:
+    full, bed = make_wound(1024, 768)
+    out = estimate_signs(full, bed, None, ["woundArea", "tissueInWoundBedSlough"])
+    maps = out["woundArea"].maps
+    assert list(maps) == list(WOUND_MAPS) and maps is out["tissueInWoundBedSlough"].maps  # one analysis per call
+    assert all(m.shape == (384, 512) and m.dtype == np.float32 and 0 <= m.min() <= m.max() <= 1 for m in maps.values())
+    small_bed = maps["wound"] >= 0.5
+    assert small_bed.mean() == pytest.approx(bed.mean(), abs=0.01)
+    tissues = ("angiogenesisAndGranulatedTissue", "biofilmAndSlough", "necrosis")
+    assert all((maps[t] >= 0.5)[~small_bed].mean() < 0.01 for t in tissues)  # tissues lie in the bed
+    assert (maps["erythema"] >= 0.5)[small_bed].mean() < 0.001  # periwound erythema lies outside it (edge aside)
+
+
+def test_wound_signs_state_low_confidence() -> None:
+    assert all(confidence_of(sign) <= UNMEASURED_CAP for sign in ("woundArea", *WOUND_PRESENCE))
+    weakest = ("affectedTissueBoneAndOrAdjacent", "affectedTissueMuscle", "exudationBloody", "exudationPurulent")
+    assert all(confidence_of(sign) <= 10 for sign in weakest)
+
+
+def test_hair_and_depigmentation_maps_agree_with_their_estimates() -> None:
+    scalp = make_phantom(61, label="ED70.2", count=2, size=192)
+    hair = estimate_signs(scalp.rgb, scalp.mask, None, ["hairLoss"])["hairLoss"]
+    field = ~signs_module.vignette_mask(scalp.rgb)
+    assert set(hair.maps) == {"hair", "baldness"}
+    assert 100 * (hair.maps["baldness"] >= 0.5)[field].mean() == pytest.approx(hair.value, abs=2.0)
+    vit = make_phantom(52, label="ED63.0", count=2, size=192)
+    depig = estimate_signs(vit.rgb, vit.mask, None, ["depigmentation"])["depigmentation"]
+    assert set(depig.maps) == {"skin", "depigmentation"}
+    skin = depig.maps["skin"] >= 0.5
+    assert 100 * (depig.maps["depigmentation"] >= 0.5).sum() / skin.sum() == pytest.approx(depig.value, abs=2.0)
+    assert not estimate_signs(vit.rgb, vit.mask, None, ["erythema"])["erythema"].maps

@@ -15,7 +15,9 @@ from pipeline.catalogue import DEFAULT_CATALOGUE_PATH
 from pipeline.severity.body_sites import BODY_SITES, HAIR_BEARING_SITES
 from pipeline.severity.formulas import area_score, round_half_up, step, vasi_level
 from pipeline.severity.systems import (
+    ANNOTATION_TITLE,
     AUTOMATIC,
+    EXTRA_TEXTS,
     MANUAL,
     SIGN_KINDS,
     SYSTEMS,
@@ -27,10 +29,41 @@ from pipeline.severity.systems import (
     systems_for_condition,
 )
 
-EXPECTED_AUTOMATIC = ("apasi", "aeasi", "ascorad", "auas", "aihs4", "aladin", "agppga", "asalt", "avasi")
+EXPECTED_AUTOMATIC = ("apasi", "aeasi", "ascorad", "auas", "aihs4", "aladin", "agppga", "asalt", "avasi", "awosi",
+                      "nsil")
 EXPECTED_MANUAL = ("pasi", "easi", "scorad", "uas", "uas7", "ihs4", "gags", "dlqi", "pga", "pure4", "sevenPc",
-                   "uct", "salt")
+                   "uct", "salt", "resvech", "scovid")
+# The reference client's item codes (integration contract): every one is an item of its system.
+CONTRACT_ITEMS = {
+    "apasi": {"surface", "desquamation", "erythema", "induration"},
+    "aeasi": {"surface", "patientAge", "redness", "thickness", "scratching", "lichenification"},
+    "ascorad": {"surface", "pruritus", "sleeplessness", "crusting", "dryness", "erythema", "excoriation",
+                "lichenification", "swelling"},
+    "auas": {"wheals", "pruritus"}, "aihs4": {"nodule", "abscess", "drainingTunnel"}, "aladin": {"acne"},
+    "agppga": {"erythema", "desquamation", "pustulation"}, "nsil": {"dryness", "erythema", "inflammations"},
+    "dlqi": {f"question{i}" for i in range(1, 11)}, "pure4": {f"question{i}" for i in range(1, 5)},
+    "sevenPc": {"changeInSize", "irregularPigmentation", "irregularBorder", "inflammation", "largerThanOtherLesions",
+                "itchOrAlteredSensation", "crustingOrBleeding"},
+    "pasi": {"surface", "erythema", "induration", "desquamation"},
+    "scorad": {"surface", "erythema", "swelling", "crusting", "excoriation", "lichenification", "dryness", "pruritus",
+               "sleeplessness"},
+    "uas": {"pruritus", "wheals"}, "uct": {"manifestations", "qualityOfLife", "treatmentNotEnough",
+                                           "overallUnderControl"},
+    "gags": {"forehead", "rightCheek", "leftCheek", "nose", "chin", "chestAndUpperBack"},
+    "pga": {"erythema", "desquamation", "induration"}, "ihs4": {"nodule", "abscess", "drainingTunnel"},
+    "resvech": {"woundDimensions", "tissues", "edges", "tissueInWoundBed", "exudate", "frequencyOfPain",
+                "macerationAroundWound", "tunneling", "increasingPain", "erythemaAroundWound", "edemaAroundWound",
+                "temperatureRise", "increasingExudate", "purulentExudate", "tissueFriableOrBleedsEasily",
+                "stationaryWound", "biofilmCompatibleTissue", "odor", "hypergranulation", "increasingWound",
+                "satelliteLesions", "tissuePaleness"},
+    "scovid": {"pain", "pruritus", "fever", "cough", "cephalea", "myalgiaOrArthralgia", "malaise",
+               "lossOfTasteOrOlfactory", "shortnessOfBreath", "otherSkinProblems"},
+}
+MEDIA = {"apasi": "lesion", "aeasi": "lesion", "ascorad": "lesion", "auas": "annotation", "aihs4": "annotation",
+         "aladin": "annotation", "nsil": "annotation", "agppga": "none", "asalt": "hair", "avasi": "depigmentation",
+         "awosi": "wound"}
 ADDITIVE = ("apasi", "aeasi", "aihs4", "asalt", "avasi")
+ANY_CONDITION = ("nsil", "scovid")
 DOCS = Path(__file__).resolve().parents[3] / "docs" / "severity.md"
 ALL = list(SYSTEMS.values())
 ids = [s.code for s in ALL]
@@ -41,14 +74,14 @@ def _values(system: ScoringSystem, pick: Callable[[Item], float]) -> dict[str, f
 
 
 def _middle(item: Item) -> float:
-    if item.code == "age":
+    if item.code in ("age", "patientAge"):
         return 30.0
     return float(math.ceil((item.minimum + item.maximum) / 2))
 
 
 def _patient(system: ScoringSystem) -> dict[str, float]:
     """One age for every site of the patient (EASI's only per-patient input)."""
-    return {"age": 30.0} if any(i.code == "age" for i in system.items) else {}
+    return {i.code: 30.0 for i in system.items if i.code in ("age", "patientAge")}
 
 
 def _a_site(system: ScoringSystem) -> str:
@@ -64,9 +97,10 @@ def test_catalogue_has_every_system_of_the_spec() -> None:
 
 @pytest.mark.parametrize(
     ("code", "score_range"),
-    [("apasi", (0, 72)), ("pasi", (0, 72)), ("easi", (0, 72)), ("scorad", (0, 103)), ("uas", (0, 6)),
-     ("uas7", (0, 42)), ("gags", (0, 44)), ("dlqi", (0, 30)), ("pga", (0, 4)), ("agppga", (0, 4)),
-     ("pure4", (0, 4)), ("sevenPc", (0, 10)), ("uct", (0, 16)), ("salt", (0, 100)), ("asalt", (0, 100))],
+    [("apasi", (0, 72)), ("pasi", (0, 72)), ("easi", (0, 72)), ("scorad", (0, 103)), ("ascorad", (0, 103)),
+     ("uas", (0, 6)), ("uas7", (0, 42)), ("gags", (0, 44)), ("dlqi", (0, 30)), ("pga", (0, 4)), ("agppga", (0, 4)),
+     ("pure4", (0, 4)), ("sevenPc", (0, 10)), ("uct", (0, 16)), ("salt", (0, 100)), ("asalt", (0, 100)),
+     ("avasi", (0, 100)), ("awosi", (0, 19)), ("nsil", (0, 9)), ("resvech", (0, 79)), ("scovid", (0, 44))],
 )
 def test_score_ranges_are_the_published_ones(code: str, score_range: tuple[float, float]) -> None:
     assert SYSTEMS[code].score_range == score_range
@@ -109,7 +143,8 @@ def test_interpret_edges(system: ScoringSystem) -> None:
         ("ihs4", 3, "Mild", 1), ("ihs4", 4, "Moderate", 2), ("ihs4", 11, "Severe", 3),
         ("uct", 11, "Poorly controlled", 3), ("uct", 12, "Well controlled", 1), ("uct", 16, "Complete control", 0),
         ("salt", 20, "Mild", 1), ("salt", 20.1, "Moderate", 2), ("salt", 50, "Severe", 3),
-        ("sevenPc", 2, "Low suspicion", 1), ("sevenPc", 3, "Suspicious", 3),
+        ("sevenPc", 0, "Low risk", 1), ("sevenPc", 2, "Low risk", 1), ("sevenPc", 3, "High risk", 3),
+        ("avasi", 25, "Mild", 1), ("avasi", 50, "Moderate", 2), ("avasi", 75, "Severe", 3),
         ("pure4", 0, "Negative", 0), ("pure4", 1, "Positive", 3),
     ],
 )
@@ -140,7 +175,7 @@ def test_valid_values_have_no_problems(system: ScoringSystem) -> None:
 @pytest.mark.parametrize("system", ALL, ids=ids)
 def test_check_reports_missing_items_by_code(system: ScoringSystem) -> None:
     problems = system.check({})
-    assert [(p.item, p.kind) for p in problems] == [(i.code, "missing") for i in system.items]
+    assert [(p.item, p.kind) for p in problems] == [(i.code, "missing") for i in system.items if not i.optional]
     assert all(p.item in p.message for p in problems)
 
 
@@ -179,8 +214,8 @@ def test_booleans_are_answers_only_for_yes_no_items() -> None:
     assert pure4.check({i.code: True for i in pure4.items}) == []
     assert pure4.local_score({i.code: True for i in pure4.items}) == 4
     ihs4 = SYSTEMS["ihs4"]
-    problems = ihs4.check({"nodules": True, "abscesses": 0, "tunnels": 0})
-    assert [(p.item, p.kind) for p in problems] == [("nodules", "not_a_number")]
+    problems = ihs4.check({"nodule": True, "abscess": 0, "drainingTunnel": 0})
+    assert [(p.item, p.kind) for p in problems] == [("nodule", "not_a_number")]
 
 
 @pytest.mark.parametrize("code", AUTOMATIC)
@@ -193,19 +228,28 @@ def test_check_by_source_separates_clinical_inputs_from_ai_items(code: str) -> N
     problems = system.check(clinical | {ai_code: 1}, sources=("clinician",))
     assert [(p.item, p.kind) for p in problems] == [(ai_code, "unknown_item")]
     missing = system.check({}, sources=("clinician",))
-    assert [p.item for p in missing] == [i.code for i in system.clinician_items()]
+    assert [p.item for p in missing] == [i.code for i in system.clinician_items() if not i.optional]
 
 
 def test_local_score_refuses_invalid_items_with_the_problems() -> None:
     with pytest.raises(InvalidItems) as error:
         SYSTEMS["apasi"].local_score({"erythema": 5, "induration": 1, "desquamation": 1})
-    assert [(p.item, p.kind) for p in error.value.problems] == [("erythema", "out_of_range"), ("area", "missing")]
+    assert [(p.item, p.kind) for p in error.value.problems] == [("erythema", "out_of_range"), ("surface", "missing")]
 
 
 def test_item_lookup() -> None:
-    assert SYSTEMS["uas"].item("itch").maximum == 3
-    with pytest.raises(KeyError, match="itch"):
-        SYSTEMS["dlqi"].item("itch")
+    assert SYSTEMS["uas"].item("pruritus").maximum == 3
+    with pytest.raises(KeyError, match="pruritus"):
+        SYSTEMS["dlqi"].item("pruritus")
+
+
+@pytest.mark.parametrize("code", sorted(CONTRACT_ITEMS))
+def test_item_codes_are_the_reference_clients(code: str) -> None:
+    system = SYSTEMS[code]
+    assert CONTRACT_ITEMS[code] <= {i.code for i in system.items}
+    # Manual systems have exactly the client's items; automatic ones may keep internal AI items only.
+    if not system.automatic:
+        assert {i.code for i in system.items} == CONTRACT_ITEMS[code]
 
 
 # --- AI items and signs ----------------------------------------------------------------------
@@ -238,11 +282,24 @@ def test_wheal_count_grades(count: int, grade: int) -> None:
 def test_from_sign_scales_ordinal_signs_and_clamps_percentages() -> None:
     erythema = SYSTEMS["apasi"].item("erythema")
     assert [erythema.from_sign(m) for m in (0.0, 0.3, 0.5, 0.62, 1.0)] == [0, 1, 2, 2, 4]
-    assert SYSTEMS["aeasi"].item("oedema").from_sign(0.5) == 2  # 1.5 rounds half up
+    assert SYSTEMS["aeasi"].item("thickness").from_sign(0.5) == 2  # 1.5 rounds half up
     hair = SYSTEMS["asalt"].item("hairLoss")
     assert hair.from_sign(37.5) == 37.5 and hair.from_sign(120) == 100
     with pytest.raises(ValueError, match="clinical input"):
-        SYSTEMS["apasi"].item("area").from_sign(0.5)
+        SYSTEMS["apasi"].item("surface").from_sign(0.5)
+
+
+def test_presence_signs_read_as_yes_from_50_percent() -> None:
+    item = SYSTEMS["awosi"].item("exudationPurulent")
+    assert SIGN_KINDS[item.sign] == "presence" and item.kind == "boolean"
+    assert [item.from_sign(p) for p in (0, 49.9, 50, 100)] == [0, 0, 1, 1]
+    with pytest.raises(ValueError, match="presence"):
+        Item("x", "x", "ordinal", 0, 1, "ai", sign="exudationPurulent", grade_thresholds=(50,))
+
+
+@pytest.mark.parametrize(("count", "grade"), [(0, 0), (1, 1), (4, 1), (5, 2), (14, 2), (15, 3), (80, 3)])
+def test_nsil_inflammation_grades(count: int, grade: int) -> None:
+    assert SYSTEMS["nsil"].item("inflammations").from_sign(count) == grade
 
 
 # --- formulas --------------------------------------------------------------------------------
@@ -265,7 +322,7 @@ def test_step_vasi_level_and_rounding() -> None:
 
 def test_apasi_local_and_contribution_use_the_site_region() -> None:
     apasi = SYSTEMS["apasi"]
-    values = {"erythema": 2, "induration": 2, "desquamation": 1, "area": 20}
+    values = {"erythema": 2, "induration": 2, "desquamation": 1, "surface": 20}
     assert apasi.local_score(values, "legLeft") == 10  # (2 + 2 + 1) x area score 2
     assert apasi.contribution(values, "legLeft") == 4.0  # x 0.4
     assert apasi.contribution(values, "headFront") == 1.0  # x 0.1
@@ -276,12 +333,12 @@ def test_apasi_local_and_contribution_use_the_site_region() -> None:
 
 def test_sites_of_one_region_pool_their_areas_and_weight_severity_by_area() -> None:
     apasi = SYSTEMS["apasi"]
-    left = {"erythema": 2, "induration": 2, "desquamation": 2, "area": 5}
-    right = {"erythema": 1, "induration": 1, "desquamation": 1, "area": 10}
+    left = {"erythema": 2, "induration": 2, "desquamation": 2, "surface": 5}
+    right = {"erythema": 1, "induration": 1, "desquamation": 1, "surface": 10}
     total, shares = apasi.global_score([("armLeft", left), ("armRight", right)])
     # Upper limbs: 15 % involved (area score 2), mean severity (5 x 6 + 10 x 3) / 15 = 4.
     assert total == 1.6 and shares == [0.8, 0.8]
-    big = {"erythema": 4, "induration": 4, "desquamation": 4, "area": 60}
+    big = {"erythema": 4, "induration": 4, "desquamation": 4, "surface": 60}
     assert apasi.global_score([("trunkFront", big), ("trunkBack", big)])[0] == 21.6  # 0.3 x 12 x 6: 120 % capped at 100 %
 
 
@@ -316,19 +373,51 @@ def test_systems_without_regional_weights(system: ScoringSystem) -> None:
 
 def test_aeasi_uses_child_weights_under_8() -> None:
     aeasi = SYSTEMS["aeasi"]
-    values = {"erythema": 2, "oedema": 2, "excoriation": 1, "lichenification": 1, "area": 35}  # 6 x 3 = 18
-    assert aeasi.local_score(values | {"age": 5}, "headFront") == 18
-    assert aeasi.contribution(values | {"age": 5}, "headFront") == 3.6  # x 0.2
-    assert aeasi.contribution(values | {"age": 30}, "headFront") == 1.8  # x 0.1
-    assert aeasi.contribution(values | {"age": 7.9}, "footLeft") == 5.4  # x 0.3
-    assert aeasi.contribution(values | {"age": 8}, "footLeft") == 7.2  # x 0.4
-    assert aeasi.contribution(values | {"age": 5}, "trunkBack") == aeasi.contribution(values | {"age": 30}, "trunkBack")
+    values = {"redness": 2, "thickness": 2, "scratching": 1, "lichenification": 1, "surface": 35}  # 6 x 3 = 18
+    age = "patientAge"
+    assert aeasi.local_score(values | {age: 5}, "headFront") == 18
+    assert aeasi.contribution(values | {age: 5}, "headFront") == 3.6  # x 0.2
+    assert aeasi.contribution(values | {age: 30}, "headFront") == 1.8  # x 0.1
+    assert aeasi.contribution(values | {age: 7.9}, "footLeft") == 5.4  # x 0.3
+    assert aeasi.contribution(values | {age: 8}, "footLeft") == 7.2  # x 0.4
+    assert aeasi.contribution(values | {age: 5}, "trunkBack") == aeasi.contribution(values | {age: 30}, "trunkBack")
 
 
 def test_aeasi_global_needs_one_age_for_the_patient() -> None:
-    values = {"erythema": 1, "oedema": 1, "excoriation": 1, "lichenification": 1, "area": 10}
-    with pytest.raises(ValueError, match="age"):
-        SYSTEMS["aeasi"].global_score([("headFront", values | {"age": 5}), ("legLeft", values | {"age": 6})])
+    values = {"redness": 1, "thickness": 1, "scratching": 1, "lichenification": 1, "surface": 10}
+    with pytest.raises(ValueError, match="patientAge"):
+        SYSTEMS["aeasi"].global_score([("headFront", values | {"patientAge": 5}),
+                                       ("legLeft", values | {"patientAge": 6})])
+
+
+def test_pasi_one_zone_is_weighted_by_the_site_region() -> None:
+    pasi = SYSTEMS["pasi"]
+    values = {"surface": 5, "erythema": 1, "induration": 2, "desquamation": 3}  # (1 + 2 + 3) x 5 = 30
+    assert pasi.local_score(values) == 30
+    assert pasi.local_score(values, "armLeft") == 6.0  # x 0.2
+    assert pasi.local_score(values, "legRight") == 12.0  # x 0.4
+    assert pasi.contribution(values, "armLeft") == 6.0
+
+
+def test_ascorad_reads_the_extent_from_the_zone_share() -> None:
+    """A = surface x the zone's share of the body: 60 % of the upper limbs (20 %) is 12 % of the body."""
+    values = {"surface": 60.0, "crusting": 2, "dryness": 1, "erythema": 2, "excoriation": 0, "lichenification": 0,
+              "swelling": 2, "pruritus": 5, "sleeplessness": 7}
+    assert SYSTEMS["ascorad"].local_score(values, "armLeft") == 38.9  # 12/5 + 3.5 x 7 + 12
+    assert SYSTEMS["ascorad"].local_score(values) == 48.5  # without a site, surface is the whole-body extent
+
+
+def test_avasi_hand_units_are_optional_locally_and_needed_globally() -> None:
+    avasi = SYSTEMS["avasi"]
+    assert avasi.item("handUnits").optional and avasi.check({"depigmentation": 52}) == []
+    assert avasi.local_score({"depigmentation": 52}, "armLeft") == 50  # the nearest VASI level
+    assert avasi.contribution({"depigmentation": 52}, "armLeft") is None
+    assert avasi.contribution({"depigmentation": 52, "handUnits": 2}, "armLeft") == 1.0
+    assert [p.item for p in avasi.check({"depigmentation": 52}, whole_body=True)] == ["handUnits"]
+    with pytest.raises(InvalidItems, match="handUnits"):
+        avasi.global_score([("armLeft", {"depigmentation": 52})])
+    assert avasi.interpret(50).category == "Moderate"  # a site's level
+    assert avasi.interpret(2.5, whole_body=True).category == "Mild"  # whole-body VASI under 3 %
 
 
 def test_easi_form_uses_child_weights_under_8() -> None:
@@ -358,7 +447,7 @@ def test_hair_loss_scores_only_hair_bearing_head_sites(code: str) -> None:
 def test_unknown_body_sites_are_refused() -> None:
     assert not SYSTEMS["apasi"].allows_site("wing")
     with pytest.raises(ValueError, match="wing"):
-        SYSTEMS["apasi"].local_score({"erythema": 1, "induration": 1, "desquamation": 1, "area": 5}, "wing")
+        SYSTEMS["apasi"].local_score({"erythema": 1, "induration": 1, "desquamation": 1, "surface": 5}, "wing")
 
 
 # --- questionnaire, pathologies, docs ---------------------------------------------------------
@@ -374,7 +463,7 @@ def test_questionnaire_lists_every_item_and_band(system: ScoringSystem) -> None:
     for entry, item in zip(payload["items"], system.items):
         assert entry["source"] == item.source and entry["type"] == item.kind
         assert (entry["minimum"], entry["maximum"], entry["integer"]) == (item.minimum, item.maximum, item.integer)
-        assert entry["text"] and set(entry) >= {"description", "sign"}
+        assert entry["text"] and set(entry) >= {"description", "sign", "optional", "labels", "extras", "reportedAs"}
     assert len(payload["bands"]) == len(system.bands)
     assert payload["scoreRange"] == {"minimum": system.score_range[0], "maximum": system.score_range[1]}
     assert payload["reference"] and payload["pathologies"] == list(system.pathologies)
@@ -385,23 +474,31 @@ def test_questionnaire_lists_every_item_and_band(system: ScoringSystem) -> None:
 @pytest.mark.parametrize("system", ALL, ids=ids)
 def test_pathologies_exist_in_the_condition_catalogue(system: ScoringSystem) -> None:
     codes = {entry["code"] for entry in json.loads(DEFAULT_CATALOGUE_PATH.read_text(encoding="utf-8"))}
-    assert system.pathologies and set(system.pathologies) <= codes
+    assert set(system.pathologies) <= codes
+    assert bool(system.pathologies) == (system.code not in ANY_CONDITION)
+    assert system.scores_any_condition == (system.code in ANY_CONDITION)
 
 
 @pytest.mark.parametrize(
     ("condition", "included", "excluded"),
     [
-        ("EA90", {"apasi", "pasi", "pga", "pure4", "dlqi"}, {"agppga", "easi"}),
+        ("EA90", {"apasi", "pasi", "pga", "pure4", "dlqi", "nsil"}, {"agppga", "easi"}),
         ("EA90.40", {"agppga", "apasi", "pasi"}, {"aeasi"}),
         ("ea80.2", {"aeasi", "easi", "ascorad", "scorad"}, {"pasi"}),
+        ("EA89", {"aeasi", "easi", "ascorad", "scorad"}, {"pasi"}),
         ("EB00.01", {"auas", "uas", "uas7", "uct"}, set()),
+        ("EB05", {"auas", "uas", "uct"}, {"uas7"}),
         ("EB00.1", {"uas", "uct"}, {"uas7"}),
         ("ED92.0", {"aihs4", "ihs4"}, set()),
-        ("ED80.2", {"aladin", "gags"}, set()),
+        ("ED80.Z", {"aladin", "gags"}, set()),
         ("ED70.2", {"asalt", "salt"}, {"avasi"}),
+        ("ED70", {"asalt", "salt"}, {"avasi"}),
         ("ED63.0", {"avasi"}, set()),
-        ("2C30.1", {"sevenPc"}, {"dlqi"}),
-        ("2F20.00", {"sevenPc"}, set()),
+        ("EH90.Z", {"awosi", "resvech", "nsil"}, {"apasi"}),
+        ("EH90.3", {"awosi", "resvech"}, set()),
+        ("EF60", {"awosi", "resvech"}, set()),
+        ("2C30.1", {"sevenPc"}, {"dlqi", "awosi"}),
+        ("2F20.Z", {"sevenPc"}, set()),
     ],
 )
 def test_systems_for_condition_cover_child_codes(condition: str, included: set[str], excluded: set[str]) -> None:
@@ -415,8 +512,106 @@ def test_applies_to_follows_the_icd11_hierarchy() -> None:
     assert SYSTEMS["agppga"].applies_to("EA90.40") and not SYSTEMS["agppga"].applies_to("EA90.4")
 
 
-def test_no_system_for_unrelated_conditions() -> None:
-    assert systems_for_condition("1E80") == [] and systems_for_condition("EA9") == []
+def test_only_any_condition_systems_for_unrelated_conditions() -> None:
+    for code in ("1E80", "EA9", "Non-specific finding"):
+        assert [s.code for s in systems_for_condition(code)] == list(ANY_CONDITION)
+    assert SYSTEMS["nsil"].applies_to("anything") and SYSTEMS["nsil"].questionnaire()["anyCondition"] is True
+    assert SYSTEMS["apasi"].questionnaire()["anyCondition"] is False
+
+
+# --- presentation metadata ---------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("system", ALL, ids=ids)
+def test_every_clinician_item_reads_every_value(system: ScoringSystem) -> None:
+    for item in system.clinician_items():
+        top = 6 if item.reported == "areaScore" else item.maximum
+        for value in {item.minimum, top, math.ceil((item.minimum + top) / 2)}:
+            reading = item.interpretation(item.report_value(value) if item.reported == "areaScore" else value)
+            assert isinstance(reading, str) and reading, (item.code, value)
+
+
+@pytest.mark.parametrize(
+    ("code", "item", "value", "reading"),
+    [("auas", "wheals", 2, "Moderate (20-50)"),
+     ("auas", "pruritus", 3, "Severe (interferes with normal daily activity or sleep)"),
+     ("uas", "wheals", 0, "None"), ("dlqi", "question1", 0, "Not at all"), ("dlqi", "question10", 3, "Very much"),
+     ("pure4", "question1", 1, "Yes"), ("sevenPc", "irregularBorder", 0, "No"), ("ihs4", "nodule", 5, "5 nodules"),
+     ("ihs4", "drainingTunnel", 1, "1 draining tunnel"), ("gags", "nose", 3, "Pustules"),
+     ("uct", "overallUnderControl", 4, "Very well"), ("scorad", "pruritus", 6.5, "Moderate"),
+     ("scorad", "sleeplessness", 0, "None"), ("scorad", "surface", 25, "25 %"), ("pasi", "surface", 4, "50-69 %"),
+     ("aeasi", "patientAge", 40, "40 years"), ("aladin", "acne", 33, "Severe"), ("easi", "headErythema", 1.5,
+                                                                                  "Mild-moderate"),
+     ("scovid", "pain", 9, "Very severe"), ("resvech", "odor", 2, "2 of 4"), ("resvech", "purulentExudate", 1, "Yes")],
+)
+def test_item_interpretations(code: str, item: str, value: float, reading: str) -> None:
+    assert SYSTEMS[code].item(item).interpretation(value) == reading
+
+
+def test_ai_items_without_a_reading_have_none() -> None:
+    assert SYSTEMS["agppga"].item("erythema").interpretation(3) is None
+    assert SYSTEMS["awosi"].item("bordersDamaged").interpretation(1) is None
+    assert SYSTEMS["nsil"].item("inflammations").interpretation(0) is None
+
+
+def test_zone_surface_is_reported_as_the_area_score() -> None:
+    for code in ("apasi", "aeasi"):
+        surface = SYSTEMS[code].item("surface")
+        assert surface.text == "Surface area score" and surface.kind == "percent" and surface.maximum == 100
+        assert [surface.report_value(p) for p in (0, 4, 60, 100)] == [0, 1, 4, 6]
+        assert surface.interpretation(4) == "50-69 %"
+    ascorad = SYSTEMS["ascorad"].item("surface")
+    assert ascorad.report_value(60) == 60 and ascorad.extras == ("surfaceAreaOverBsa",)
+    assert ascorad.text == "Percentage of the body zone's surface area affected by the lesion."
+
+
+def test_item_extras() -> None:
+    extras = {(s.code, i.code): i.extras for s in ALL for i in s.items if i.extras}
+    booleans = {("awosi", i.code): ("presenceProbability",) for i in SYSTEMS["awosi"].ai_items() if i.kind == "boolean"}
+    assert len(booleans) == 23
+    assert extras == {("auas", "wheals"): ("whealsCount",), ("aladin", "acne"): ("acneDensity",),
+                      ("nsil", "inflammations"): ("inflammatoryLesionCount",),
+                      ("ascorad", "surface"): ("surfaceAreaOverBsa",), **booleans}
+    assert EXTRA_TEXTS["presenceProbability"] == "Probability of the item being present in the wound as assessed by AI."
+    with pytest.raises(ValueError, match="additionalData"):
+        Item("a", "a", "count", 0, 9, "clinician", extras=("bogus",))
+
+
+@pytest.mark.parametrize("system", ALL, ids=ids)
+def test_media_and_item_reporting(system: ScoringSystem) -> None:
+    assert system.media == MEDIA.get(system.code, "none")
+    assert system.reports_items == (system.code not in ("asalt", "avasi"))
+    if system.media == "annotation":
+        assert system.annotation_title.startswith(f"{ANNOTATION_TITLE} ")
+    else:
+        assert system.annotation_title is None
+    payload = system.questionnaire()
+    assert (payload["media"], payload["reportsItems"], payload["annotationTitle"]) == (
+        system.media, system.reports_items, system.annotation_title)
+
+
+def test_annotation_titles() -> None:
+    titles = {c: SYSTEMS[c].annotation_title for c in ("aihs4", "aladin", "auas", "nsil")}
+    assert titles == {c: f"Annotated image with bounding boxes highlighting {x}" for c, x in
+                      (("aihs4", "HS inflammatory lesions"), ("aladin", "acne pimples"),
+                       ("auas", "urticaria wheals"), ("nsil", "inflammatory lesions"))}
+
+
+def test_awosi_category_is_the_stage_of_the_deepest_tissue() -> None:
+    awosi = SYSTEMS["awosi"]
+    none = {i.code: 0 for i in awosi.items}
+    cases = [({}, "Healed", 0), ({"erythema": 1}, "Stage 1", 1), ({"affectedTissueDermisEpidermis": 1}, "Stage 2", 1),
+             ({"tissueInWoundBedSlough": 1}, "Unstageable", 2),
+             ({"affectedTissueDermisEpidermis": 1, "affectedTissueSubcutaneous": 1}, "Stage 3", 2),
+             ({"affectedTissueSubcutaneous": 1, "affectedTissueMuscle": 1, "tissueInWoundBedSlough": 1}, "Stage 4", 3),
+             ({"affectedTissueBoneAndOrAdjacent": 1}, "Stage 4", 3)]
+    for found, category, intensity in cases:
+        values = none | found
+        band = awosi.interpret(awosi.local_score(values, "headLeft"), values)
+        assert (band.category, band.intensity) == (category, intensity), found
+    assert awosi.interpret(0).category == "None"  # without the items: the severity-sum bands
+    healing = none | {"bordersDelimited": 1, "exudationSerous": 1, "tissueInWoundBedGranulation": 1}
+    assert awosi.local_score(healing, "headLeft") == 0  # signs of healing score nothing
 
 
 def test_docs_describe_every_system() -> None:
