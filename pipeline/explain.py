@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-import base64
-import io
-
 import cv2
 import numpy as np
-from PIL import Image
+
+from pipeline.imaging import jpeg_attachment
 
 __all__ = ["HEATMAP_TITLE", "cam_to_heatmap", "hottest_point", "normalise_cam"]
 
@@ -63,16 +61,7 @@ def cam_to_heatmap(
     levels = np.clip(np.rint(weights * 255.0), 0, 255).astype(np.uint8)
     colours = cv2.cvtColor(cv2.applyColorMap(levels, cv2.COLORMAP_JET), cv2.COLOR_BGR2RGB)
     blended = cv2.addWeighted(base, 1.0 - alpha, colours, alpha, 0.0)
-    buf = io.BytesIO()
-    Image.fromarray(blended).save(buf, format="JPEG", quality=jpeg_quality)
-    return {
-        "title": HEATMAP_TITLE,
-        "contentType": "image/jpeg",
-        "data": base64.b64encode(buf.getvalue()).decode("ascii"),
-        "height": int(h),
-        "width": int(w),
-        "colorModel": "RGB",
-    }
+    return jpeg_attachment(blended, HEATMAP_TITLE, quality=jpeg_quality)
 
 
 def hottest_point(cam: np.ndarray, out_hw: tuple[int, int]) -> tuple[int, int]:

@@ -197,3 +197,21 @@ def _open(data: bytes, max_pixels: int, min_side: int, max_aspect_ratio: float) 
         raise ImageRejected(f"image is {width}x{height} pixels; its long side may be at most {max_aspect_ratio:g} "
                             "times its short side: crop it to the skin", kind="value_error.aspect_ratio")
     return img
+
+
+def jpeg_attachment(pixels: np.ndarray, title: str, *, quality: int = 85) -> dict:
+    """A report attachment ``{title, contentType, data, height, width, colorModel}``: an RGB JPEG at the
+    pixels' size; a single-channel map is written as grey RGB (clients expect RGB)."""
+    if pixels.ndim == 2:
+        pixels = np.repeat(pixels[..., None], 3, axis=2)
+    buf = io.BytesIO()
+    Image.fromarray(np.ascontiguousarray(pixels)).save(buf, format="JPEG", quality=quality)
+    h, w = pixels.shape[:2]
+    return {
+        "title": title,
+        "contentType": "image/jpeg",
+        "data": base64.b64encode(buf.getvalue()).decode("ascii"),
+        "height": int(h),
+        "width": int(w),
+        "colorModel": "RGB",
+    }

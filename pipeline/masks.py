@@ -11,26 +11,22 @@ loss at the edges).
 
 from __future__ import annotations
 
-import base64
-import io
 from collections.abc import Mapping, Sequence
 from typing import NamedTuple
 
 import cv2
 import numpy as np
-from PIL import Image
 
+from pipeline.imaging import jpeg_attachment
 from pipeline.segmentation import Segmentation
 
-__all__ = ["ANNOTATION_TITLE", "MaskMap", "annotated_attachment", "jpeg_attachment", "map_attachments",
-           "mask_attachments"]
+__all__ = ["ANNOTATION_TITLE", "MaskMap", "annotated_attachment", "map_attachments", "mask_attachments"]
 
 OVERLAY_TITLE = "Segmentation"
 ANNOTATION_TITLE = "Annotated image with bounding boxes"
 FILL_RGB = (0, 200, 255)
 CONTOUR_RGB = (255, 230, 0)
 FILL_ALPHA = 0.35
-JPEG_QUALITY = 85
 # Box colours cycle by detection class, in the order the classes first appear.
 BOX_RGB = ((255, 64, 64), (64, 220, 64), (64, 128, 255), (255, 200, 0), (220, 64, 220), (0, 220, 220))
 
@@ -46,23 +42,6 @@ class MaskMap(NamedTuple):
 def _check_rgb(rgb: np.ndarray) -> None:
     if rgb.ndim != 3 or rgb.shape[2] != 3 or rgb.dtype != np.uint8:
         raise ValueError(f"expected an HxWx3 uint8 RGB image, got {rgb.shape} {rgb.dtype}")
-
-
-def jpeg_attachment(pixels: np.ndarray, title: str) -> dict:
-    """An RGB JPEG attachment; a single-channel map is written as grey RGB (clients expect RGB)."""
-    if pixels.ndim == 2:
-        pixels = np.repeat(pixels[..., None], 3, axis=2)
-    buf = io.BytesIO()
-    Image.fromarray(np.ascontiguousarray(pixels)).save(buf, format="JPEG", quality=JPEG_QUALITY)
-    h, w = pixels.shape[:2]
-    return {
-        "title": title,
-        "contentType": "image/jpeg",
-        "data": base64.b64encode(buf.getvalue()).decode("ascii"),
-        "height": int(h),
-        "width": int(w),
-        "colorModel": "RGB",
-    }
 
 
 def _levels(prob: np.ndarray, hw: tuple[int, int]) -> np.ndarray:

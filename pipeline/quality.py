@@ -287,16 +287,23 @@ def blend_sharpness(classical: float, p_blurred: float, c: QualityConfig) -> flo
     return min(learned, max(classical, vouched))
 
 
+def sharpness_subscore(value: float, p_blurred: float | None, c: QualityConfig) -> float:
+    """The `sharpness` sub-score of a classical value (1 - blur ratio) and, if the bundle has the
+    head, the learned P(blurred). An image with no detail at all (value 0) has nothing for the
+    learned cue to vouch for."""
+    classical = classical_sharpness_subscore(value, c)
+    if p_blurred is None or value <= 0.0:
+        return classical
+    return blend_sharpness(classical, p_blurred, c)
+
+
 def _sharpness(v: _Views, c: QualityConfig, p_blurred: float | None = None) -> tuple[float, float, str]:
     # Inside a dermoscope's field stop only: its black disc and rim carry no focus information.
     stop = cv2.dilate(v.vignette.astype(np.uint8), np.ones((7, 7), np.uint8)).astype(bool)
     inside = ~stop if stop.any() and stop.mean() < 0.7 else None
     value = 1.0 - blur_ratio(v.gray, inside)
-    subscore = classical_sharpness_subscore(value, c)
-    if p_blurred is not None and value > 0.0:  # no detail at all: nothing for the learned cue to vouch for
-        subscore = blend_sharpness(subscore, p_blurred, c)
     # The reported value stays the classical measure; `acceptable` is the blended verdict.
-    return value, subscore, "sharpness"
+    return value, sharpness_subscore(value, p_blurred, c), "sharpness"
 
 
 def sharpness_value(rgb: np.ndarray, config: QualityConfig = QualityConfig()) -> float:

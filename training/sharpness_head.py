@@ -32,7 +32,7 @@ import cv2
 import numpy as np
 
 from pipeline.gate import SHARPNESS_CLASSES
-from pipeline.quality import QualityConfig, blend_sharpness, classical_sharpness_subscore, LIMIT_SUBSCORE
+from pipeline.quality import LIMIT_SUBSCORE, QualityConfig, classical_sharpness_subscore, sharpness_subscore
 from training.augment import augment
 
 __all__ = ["BLUR_KINDS", "SHARP", "BLURRED", "blur", "blurred_views", "fit_binary_head", "sharpness_labels",
@@ -121,8 +121,7 @@ def sharpness_metrics(p_blurred: np.ndarray, labels: np.ndarray, classical: np.n
     p, y, v = p_blurred[sel], labels[sel], classical[sel]
     classical_fails = np.array([classical_sharpness_subscore(x, quality) < LIMIT_SUBSCORE for x in v])
     learned_fails = p > quality.max_blur_probability
-    blended_fails = np.array([blend_sharpness(classical_sharpness_subscore(x, quality), q, quality) < LIMIT_SUBSCORE
-                              for x, q in zip(v, p)])
+    blended_fails = np.array([sharpness_subscore(x, q, quality) < LIMIT_SUBSCORE for x, q in zip(v, p)])
     sharp, blurred = y == SHARP, y == BLURRED
 
     def share(mask: np.ndarray, of: np.ndarray) -> float:
