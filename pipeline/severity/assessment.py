@@ -30,7 +30,7 @@ from pipeline.masks import ANNOTATION_TITLE, MaskMap, annotated_attachment, map_
 from pipeline.quality import QualityConfig, assess_media_validity
 from pipeline.segmentation import ClassicalSegmenter, Segmentation, Segmenter
 from pipeline.severity import systems as catalogue
-from pipeline.severity.body_sites import BODY_SITES, REGION_WEIGHTS_PASI
+from pipeline.severity.body_sites import body_surface_share
 from pipeline.severity.signs import DETECTION_CLASSES, SIGNS, WOUND_MAPS, Detection, SignEstimate, estimate_signs
 from pipeline.severity.systems import SYSTEMS, Item, ScoringSystem
 from pipeline.skin import skin_region
@@ -79,13 +79,6 @@ def score_json(system: ScoringSystem, value: float, contribution: float | None,
 
 def acne_density_interpretation(percent: float) -> str:
     return next(label for upper, label in ACNE_DENSITY_BANDS if percent < upper)
-
-
-def body_surface_share(body_site: str) -> float:
-    """The site's share of the whole body surface (0-1). body_sites has no per-site share, so this is the
-    share of the site's whole PASI/EASI region (both arms together are 20 %): an upper bound for a site
-    that is only part of its region."""
-    return REGION_WEIGHTS_PASI[BODY_SITES[body_site].region]
 
 
 @dataclass

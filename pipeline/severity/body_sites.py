@@ -124,6 +124,13 @@ def body_site(code: str) -> BodySite:
         raise KeyError(f"unknown body site {code!r}") from None
 
 
+def body_surface_share(code: str) -> float:
+    """The site's share of the whole body surface (0-1). Sites carry no share of their own, so this is
+    the share of the site's whole PASI/EASI region (both arms together are 20 %): an upper bound for a
+    site that is only part of its region."""
+    return REGION_WEIGHTS_PASI[body_site(code).region]
+
+
 def describe() -> list[dict[str, Any]]:
     """The ``GET /body-sites`` payload, in catalogue order."""
     return [{"code": s.code, "name": dict(s.names), "region": s.region} for s in BODY_SITES.values()]

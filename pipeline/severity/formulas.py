@@ -23,12 +23,12 @@ from dataclasses import dataclass
 from decimal import ROUND_HALF_UP, Decimal
 
 from pipeline.severity.body_sites import (
-    REGION_WEIGHTS_PASI,
     REGIONS,
     SALT_QUADRANT_WEIGHTS,
     Region,
     SaltQuadrant,
     body_site,
+    body_surface_share,
 )
 
 Values = Mapping[str, float]
@@ -256,7 +256,7 @@ class ZonePasi(Formula):
 
     def local(self, values: Values, site: str | None = None) -> float:
         zone = sum(float(values[code]) for code in self.signs) * float(values[self.area])
-        return zone * REGION_WEIGHTS_PASI[body_site(site).region] if site is not None else zone
+        return zone * body_surface_share(site) if site is not None else zone
 
 
 @dataclass(frozen=True)
@@ -275,7 +275,7 @@ class ZoneScorad(Formula):
 
     def extent(self, values: Values, site: str | None) -> float:
         surface = float(values[self.area])
-        return surface * REGION_WEIGHTS_PASI[body_site(site).region] if site is not None else surface
+        return surface * body_surface_share(site) if site is not None else surface
 
     def local(self, values: Values, site: str | None = None) -> float:
         b = sum(float(values[code]) for code in self.intensity)

@@ -41,7 +41,6 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from functools import cached_property
-from typing import Literal
 
 import cv2
 import numpy as np
@@ -49,29 +48,16 @@ from scipy import ndimage
 
 from pipeline.phantoms import PHANTOM_CLASSES, Phantom, make_phantom
 from pipeline.quality import wilson_lower_bound
+from pipeline.severity.systems import SIGN_KINDS, WOUND_BOOLEANS, SignKind
 from pipeline.skin import skin_region, vignette_mask
 
-SignKind = Literal["ordinal", "count", "percent", "presence"]
 Anchors = tuple[tuple[float, float], ...]
 
-SIGNS: dict[str, SignKind] = {
-    **dict.fromkeys(("erythema", "induration", "desquamation", "excoriation", "lichenification", "oozing",
-                     "dryness", "oedema", "pustulation"), "ordinal"),
-    **dict.fromkeys(("wheals", "nodules", "abscesses", "tunnels", "acneLesions", "pustules", "inflammatoryLesions"),
-                    "count"),
-    **dict.fromkeys(("lesionArea", "hairLoss", "depigmentation", "woundArea"), "percent"),
-}
+# The signs the scoring systems name (``systems.SIGN_KINDS``), plus woundArea, which carries the
+# wound maps of the AWOSI report.
+SIGNS: dict[str, SignKind] = {**SIGN_KINDS, "woundArea": "percent"}
 # AWOSI's yes/no wound items, one presence sign (0-100 %) each, named as the item.
-WOUND_PRESENCE: tuple[str, ...] = (
-    "bordersDamaged", "bordersDelimited", "bordersDiffused", "bordersThickened", "bordersIndistinguishable",
-    "perilesionalErythema", "perilesionalMaceration", "biofilmCompatibleTissue",
-    "affectedTissueBoneAndOrAdjacent", "affectedTissueDermisEpidermis", "affectedTissueMuscle",
-    "affectedTissueSubcutaneous", "affectedTissueHealedSkin",
-    "exudationFibrinous", "exudationPurulent", "exudationBloody", "exudationSerous", "exudationGreenish",
-    "tissueInWoundBedScarred", "tissueInWoundBedSlough", "tissueInWoundBedNecrotic", "tissueInWoundBedGranulation",
-    "tissueInWoundBedEpithelia",
-)
-SIGNS.update(dict.fromkeys(WOUND_PRESENCE, "presence"))
+WOUND_PRESENCE: tuple[str, ...] = tuple(code for code, _ in WOUND_BOOLEANS)
 # The maps the wound signs draw: wound bed, its tissues and the periwound skin.
 WOUND_MAPS: tuple[str, ...] = ("erythema", "wound", "angiogenesisAndGranulatedTissue", "biofilmAndSlough", "necrosis",
                                "maceration", "orthopedic", "boneCartilageOrTendon")

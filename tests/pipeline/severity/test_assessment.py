@@ -26,8 +26,8 @@ from pipeline.severity.assessment import (
     SeverityPipeline,
     SiteResult,
     acne_density_interpretation,
-    body_surface_share,
 )
+from pipeline.severity.body_sites import body_surface_share
 from pipeline.severity.signs import Detection, estimate_signs
 from pipeline.severity.systems import SYSTEMS, ScoringSystem
 
