@@ -100,6 +100,12 @@ def expected_calibration_error(probs: np.ndarray, labels: np.ndarray, n_bins: in
     return float(np.sum(np.abs(b.accuracy[used] - b.confidence[used]) * b.count[used]) / b.count.sum())
 
 
+def binary_ece(p_positive: np.ndarray, positive: np.ndarray) -> float:
+    """ECE of a yes/no probability, binned on the confidence of the decision made."""
+    probs = np.stack([1 - p_positive, p_positive], axis=1)
+    return expected_calibration_error(probs, positive.astype(np.int64))
+
+
 def top_k_accuracy(probs: np.ndarray, labels: np.ndarray, k: int) -> float:
     """Share of images whose true class is among the k highest (ties broken as arg-max does)."""
     top = np.argsort(-probs, axis=1, kind="stable")[:, :k]

@@ -31,6 +31,8 @@ extracted features in a file, so that the heads can be refitted without the forw
 from __future__ import annotations
 
 import csv
+import hashlib
+import json
 import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
@@ -46,13 +48,15 @@ from tqdm.auto import tqdm
 
 from pipeline.classify import Classifier
 from pipeline.gate import GATE_CLASSES, GATE_HEAD, SHARPNESS_CLASSES, SHARPNESS_HEAD
+from pipeline.quality import QualityConfig, sharpness_value
 from pipeline.models.bundle import HEAD_PREFIX, HeadSpec, ModelBundle, load_bundle, save_bundle
 from training.augment import AugmentConfig, augment
 from pipeline.fileio import atomic_write
 from training.data import DatasetError, read_rgb
 from training.model_card import MODEL_CARD_FILE
 from training.dermoscopy import SplitConfig, load_records, split_records
-from training.evaluation import expected_calibration_error, fit_temperature, negative_log_likelihood, softmax
+from training.evaluation import (binary_ece, expected_calibration_error, fit_temperature, negative_log_likelihood,
+                                 softmax)
 from training import sharpness_head
 
 __all__ = [
@@ -354,12 +358,6 @@ def _rates(probs: np.ndarray, labels: np.ndarray) -> dict[str, float]:
     return out
 
 
-def binary_ece(p_positive: np.ndarray, positive: np.ndarray) -> float:
-    """ECE of a yes/no probability, binned on the confidence of the decision made."""
-    probs = np.stack([1 - p_positive, p_positive], axis=1)
-    return expected_calibration_error(probs, positive.astype(np.int64))
-
-
 def gate_metrics(probs: np.ndarray, labels: np.ndarray) -> dict[str, float]:
     skin = probs[:, CLINICAL] + probs[:, DERMOSCOPIC]
     on_skin = labels != OTHER
@@ -399,9 +397,6 @@ def _leave_one_out(feats: dict[str, np.ndarray], labels: dict[str, np.ndarray], 
 
 def _cache_key(config: ImageGateConfig, bundle: ModelBundle, parts: dict[str, list[GateRecord]]) -> str:
     """What the cached features depend on: the backbone, the records and the view settings."""
-    import hashlib
-    import json
-
     names = {part: [str(r.image) for r in records] for part, records in parts.items()}
     settings = {"weights": bundle.manifest.weights_sha256, "seed": config.seed, "augmented": config.augmented_views,
                 "blurred": config.blurred_views, "taps": GATE_TAPS, "pooling": GATE_POOLING, "records": names}
@@ -440,8 +435,6 @@ def extract_features(config: ImageGateConfig, classifier: Classifier, bundle: Mo
     blend of both blur cues is chosen and measured on them. Also returns the seconds the
     extraction took (when it was done, for a cached one) and whether it came from the cache.
     """
-    from pipeline.quality import sharpness_value
-
     started = time.perf_counter()
     key = _cache_key(config, bundle, parts)
     cached = _load_cache(config.feature_cache, key)
@@ -489,8 +482,6 @@ def _sharpness_examples(extracted: dict[str, dict[str, Extracted]], part: str) -
 def fit_sharpness(extracted: dict[str, dict[str, Extracted]], config: ImageGateConfig,
                   dtype: torch.dtype) -> tuple[np.ndarray, np.ndarray, float, float, dict[str, Any]]:
     """Weight, bias, temperature and C of the sharpness head, and its figures (calibration and test)."""
-    from pipeline.quality import QualityConfig
-
     x, y, _, _ = _sharpness_examples(extracted, "train")
     xc, yc, mc, sc = _sharpness_examples(extracted, "calibration")
     candidates = []

@@ -34,6 +34,7 @@ import numpy as np
 from pipeline.gate import SHARPNESS_CLASSES
 from pipeline.quality import LIMIT_SUBSCORE, QualityConfig, classical_sharpness_subscore, sharpness_subscore
 from training.augment import augment
+from training.evaluation import binary_ece
 
 __all__ = ["BLUR_KINDS", "SHARP", "BLURRED", "blur", "blurred_views", "fit_binary_head", "sharpness_labels",
            "sharpness_metrics"]
@@ -115,8 +116,6 @@ def sharpness_metrics(p_blurred: np.ndarray, labels: np.ndarray, classical: np.n
     ``labels`` SHARP / BLURRED, ``classical`` the classical measure (1 - blur ratio), ``skin``
     which views are of skin photographs (the verdict that matters).
     """
-    from training.image_gate import binary_ece
-
     sel = skin & (labels >= 0)
     p, y, v = p_blurred[sel], labels[sel], classical[sel]
     classical_fails = np.array([classical_sharpness_subscore(x, quality) < LIMIT_SUBSCORE for x in v])
