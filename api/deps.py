@@ -14,7 +14,7 @@ from api.errors import unauthorized
 from api.job_reader import JobReader
 from api.security import verify_token
 from api.services import Services
-from dermq.settings import Settings
+from core.settings import Settings
 from workers.client import JobClient
 
 _bearer = HTTPBearer(auto_error=False)

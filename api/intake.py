@@ -8,9 +8,11 @@ from __future__ import annotations
 
 from typing import Sequence
 
+from api.callbacks import checked_callback
 from api.errors import ApiError
 from api.schemas import ContentAttachment, DiagnosisRequest
-from dermq.settings import Settings
+from core.jobs import AnalysisKind, DiagnosisSpec
+from core.settings import Settings
 from pipeline.imaging import CheckedImage, ImageRejected, check_image, decode_base64
 from workers.client import Submission
 
@@ -51,4 +53,5 @@ def diagnosis_submission(req: DiagnosisRequest, settings: Settings, loc: Loc) ->
     atts = [(p.contentAttachment, [*loc, "payload", i, "contentAttachment"]) for i, p in enumerate(req.payload)]
     images = check_attachments(atts, settings)
     titles = [p.contentAttachment.title for p in req.payload]
-    return Submission(kind="diagnosis-support", spec={}, images=list(zip(images, titles)))
+    return Submission(kind=AnalysisKind.diagnosis, spec=DiagnosisSpec(), images=list(zip(images, titles)),
+                      callback_url=checked_callback(req.callbackUrl, settings, [*loc, "callbackUrl"]))

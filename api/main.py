@@ -5,18 +5,29 @@ from __future__ import annotations
 import logging
 import sys
 from contextlib import asynccontextmanager
+from pathlib import Path
 
 from fastapi import FastAPI
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, RedirectResponse
+from fastapi.staticfiles import StaticFiles
 from starlette.datastructures import Headers
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from api import errors
 from api.metrics import LatencyMiddleware, Metrics
-from api.routes import auth, batches, diagnosis, discovery, jobs, ops, severity
+from api.routes import (
+    auth,
+    batches,
+    diagnosis,
+    discovery,
+    jobs,
+    ops,
+    severity,
+    webhooks,
+)
 from api.services import Services
-from dermq import __version__
-from dermq.settings import Settings, get_settings
+from core import __version__
+from core.settings import Settings, get_settings
 
 log = logging.getLogger(__name__)
 SWITCH_INTERVAL_S = 0.001
@@ -97,6 +108,21 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
     app.add_middleware(LatencyMiddleware, metrics=app.state.metrics)
     app.add_middleware(BodyLimit, max_bytes=settings.max_request_bytes)  # added last: the outermost
 
-    for module in (ops, auth, diagnosis, severity, jobs, batches, discovery):
+    for module in (ops, auth, diagnosis, severity, jobs, batches, discovery, webhooks):
         app.include_router(module.router)
+    mount_viewer(app)
     return app
+
+
+UI_DIR = Path(__file__).resolve().parent / "ui"
+
+
+def mount_viewer(app: FastAPI) -> None:
+    """The viewer (SPEC §2.12): static files at /ui/, public like /healthz; its own API calls carry the token."""
+
+    @app.get("/ui", include_in_schema=False)
+    async def viewer_root() -> RedirectResponse:
+        # The page loads app.js and style.css by relative URL, so it must be addressed as /ui/.
+        return RedirectResponse("/ui/", status_code=308)
+
+    app.mount("/ui", StaticFiles(directory=UI_DIR, html=True), name="ui")

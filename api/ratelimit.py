@@ -20,7 +20,7 @@ from limits.storage import RedisStorage
 from limits.strategies import MovingWindowRateLimiter
 
 from api.errors import ApiError
-from dermq.settings import Settings
+from core.settings import Settings
 
 NAMESPACE = "login"
 UNAVAILABLE_RETRY_S = 5

@@ -6,6 +6,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from core.jobs import AnalysisKind
+
 
 class ContentAttachment(BaseModel):
     model_config = ConfigDict(extra="ignore")
@@ -27,7 +29,13 @@ class PayloadItem(BaseModel):
     contentAttachment: ContentAttachment
 
 
-class DiagnosisRequest(BaseModel):
+class WithCallback(BaseModel):
+    callbackUrl: str | None = Field(
+        None, max_length=2048, description="Where dermq POSTs a signed event when the job (or batch) finishes "
+        "(docs/webhooks.md); public http(s) addresses only. Unset: the account's default, if any.")
+
+
+class DiagnosisRequest(WithCallback):
     payload: list[PayloadItem] = Field(..., min_length=1)
 
 
@@ -64,7 +72,7 @@ class KnownCondition(BaseModel):
     conclusion: ConditionConclusion
 
 
-class LocalSeverityRequest(BaseModel):
+class LocalSeverityRequest(WithCallback):
     payload: PayloadItem
     bodySite: str
     knownCondition: KnownCondition
@@ -76,13 +84,13 @@ class SitePayload(PayloadItem):
     questionnaireResponse: QuestionnaireResponse = Field(default_factory=QuestionnaireResponse)
 
 
-class GlobalSeverityRequest(BaseModel):
+class GlobalSeverityRequest(WithCallback):
     payload: list[SitePayload] = Field(..., min_length=1)
     knownCondition: KnownCondition
     scoringSystem: dict[str, ScoringSystemAnswers]
 
 
-class ManualSeverityRequest(BaseModel):
+class ManualSeverityRequest(WithCallback):
     payload: list[PayloadItem] | None = Field(
         None, min_length=1, max_length=1, description="Optional photo of the site: checked like any image and "
         "stored with the job for the record; the questionnaire alone is scored.")
@@ -91,21 +99,17 @@ class ManualSeverityRequest(BaseModel):
     scoringSystem: dict[str, ScoringSystemAnswers]
 
 
-AnalysisKind = Literal[
-    "diagnosis-support",
-    "severity-assessment/automatic/local",
-    "severity-assessment/automatic/global",
-    "severity-assessment/manual",
-]
+# A batch item's kind: the values of core.jobs.AnalysisKind (kept a Literal for its error messages).
+BatchItemKind = Literal[tuple(kind.value for kind in AnalysisKind)]  # type: ignore[valid-type]
 
 
 class BatchItem(BaseModel):
-    kind: AnalysisKind
+    kind: BatchItemKind
     body: dict
     reference: str | None = Field(None, max_length=200)
 
 
-class BatchRequest(BaseModel):
+class BatchRequest(WithCallback):
     items: list[BatchItem] = Field(..., min_length=1)
 
 
@@ -132,6 +136,12 @@ ERROR_DESCRIPTIONS = {
     409: "Conflict: the job is in a state that forbids this, or the Idempotency-Key was used with another body",
     413: "Too large: request body, image bytes or pixels, images per request or items per batch",
     503: "A dependency (broker, job store, object storage) is briefly unavailable; see Retry-After",
+}
+
+
+# A finished report's other rendering (Accept: application/fhir+json, see docs/fhir.md).
+FHIR_ALTERNATIVE: dict[int | str, dict[str, Any]] = {
+    200: {"content": {"application/fhir+json": {"schema": {"type": "object", "description": "A FHIR R4 Bundle (collection) of the report"}}}},
 }
 
 

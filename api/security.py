@@ -9,7 +9,7 @@ from datetime import datetime, timedelta, timezone
 
 import jwt
 
-from dermq.settings import Settings
+from core.settings import Settings
 
 ISSUER = "dermq"
 LIFETIME_LEEWAY_S = 60

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from api.accounts import AccountStore
-from dermq.settings import Settings
+from core.settings import Settings
 from workers.celery_app import create_celery
 from workers.client import JobClient
 from workers.jobs import RedisJobStore

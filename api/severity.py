@@ -10,6 +10,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
+from api.callbacks import checked_callback
 from api.errors import ApiError, error_item
 from api.intake import Loc, check_attachments
 from api.schemas import (
@@ -20,15 +21,15 @@ from api.schemas import (
     ManualSeverityRequest,
     ScoringSystemAnswers,
 )
-from dermq.settings import Settings
+from core.jobs import AnalysisKind, CatalogueCondition, SeveritySite, SeveritySpec, TextCondition
+from core.settings import Settings
 from pipeline.catalogue import load_catalogue
 from pipeline.severity.body_sites import BODY_SITES
 from pipeline.severity.conditions import ConditionProblem, resolve_condition
 from pipeline.severity.systems import SYSTEMS, ScoringSystem
 from workers.client import Submission
 
-LOCAL, GLOBAL, MANUAL = ("severity-assessment/automatic/local", "severity-assessment/automatic/global",
-                         "severity-assessment/manual")
+LOCAL, GLOBAL, MANUAL = AnalysisKind.severity_local, AnalysisKind.severity_global, AnalysisKind.severity_manual
 _TRUE, _FALSE = {"true", "yes", "y"}, {"false", "no", "n"}
 
 
@@ -113,7 +114,8 @@ def _body_site(system: ScoringSystem, site: str, loc: Loc, errors: _Errors) -> N
                    "body_site_not_allowed", loc)
 
 
-def _condition(system: ScoringSystem, known: KnownCondition, loc: Loc, errors: _Errors) -> dict[str, str] | None:
+def _condition(system: ScoringSystem, known: KnownCondition, loc: Loc,
+               errors: _Errors) -> CatalogueCondition | TextCondition | None:
     """The condition the report names: a catalogue code, or the client's text for systems that score
     any condition ("Non-specific finding" for nsil). Questionnaires (manual systems) are not tied
     to a condition: DLQI measures quality of life whatever the disease."""
@@ -123,7 +125,7 @@ def _condition(system: ScoringSystem, known: KnownCondition, loc: Loc, errors: _
         condition = resolve_condition(load_catalogue(), conclusion.text, coding)
     except ConditionProblem as exc:
         if not coding and exc.kind == "unknown_condition" and system.scores_any_condition:
-            return {"text": conclusion.text}
+            return TextCondition(text=conclusion.text)
         errors.add(exc.message, exc.kind, [*loc, "conclusion", *exc.field])
         return None
     if system.automatic and not system.applies_to(condition.code):
@@ -131,7 +133,7 @@ def _condition(system: ScoringSystem, known: KnownCondition, loc: Loc, errors: _
                    f"{', '.join(system.pathologies)} (GET /questionnaires?code={system.code})",
                    "condition_not_scored", [*loc, "conclusion"])
         return None
-    return {"code": condition.code}  # the report renders it from the catalogue
+    return CatalogueCondition(code=condition.code)
 
 
 def _item_loc(loc: Loc, system: ScoringSystem) -> list[str | int]:
@@ -146,9 +148,10 @@ def local_submission(req: LocalSeverityRequest, settings: Settings, loc: Loc) ->
     items = _answers(system, answers.questionnaireResponse.item, _item_loc(loc, system), errors)
     errors.raise_any()
     image = check_attachments([(req.payload.contentAttachment, [*loc, "payload", "contentAttachment"])], settings)[0]
-    spec = {"system": system.code, "mode": "local", "condition": condition,
-            "sites": [{"bodySite": req.bodySite, "items": items, "image": 0}]}
-    return Submission(kind=LOCAL, spec=spec, images=[(image, req.payload.contentAttachment.title)])
+    spec = SeveritySpec(system=system.code, mode="local", condition=condition,
+                        sites=[SeveritySite(body_site=req.bodySite, items=items, image=0)])
+    return Submission(kind=LOCAL, spec=spec, images=[(image, req.payload.contentAttachment.title)],
+                      callback_url=checked_callback(req.callbackUrl, settings, [*loc, "callbackUrl"]))
 
 
 def global_submission(req: GlobalSeverityRequest, settings: Settings, loc: Loc) -> Submission:
@@ -163,21 +166,22 @@ def global_submission(req: GlobalSeverityRequest, settings: Settings, loc: Loc) 
     errors = _Errors()
     condition = _condition(system, req.knownCondition, [*loc, "knownCondition"], errors)
     shared = _answers(system, answers.questionnaireResponse.item, _item_loc(loc, system), errors, require=False)
-    sites = []
+    sites: list[SeveritySite] = []
     for i, site in enumerate(req.payload):
         site_loc = [*loc, "payload", i]
         _body_site(system, site.bodySite, [*site_loc, "bodySite"], errors)
         merged = {**shared, **site.questionnaireResponse.item}
         items = _answers(system, merged, [*site_loc, "questionnaireResponse", "item"], errors, whole_body=True)
-        sites.append({"bodySite": site.bodySite, "items": items, "image": i})
+        sites.append(SeveritySite(body_site=site.bodySite, items=items, image=i))
     errors.raise_any()
     images = check_attachments(
         [(site.contentAttachment, [*loc, "payload", i, "contentAttachment"]) for i, site in enumerate(req.payload)],
         settings,
     )
-    spec = {"system": system.code, "mode": "global", "condition": condition, "sites": sites}
+    spec = SeveritySpec(system=system.code, mode="global", condition=condition, sites=sites)
     titles = [site.contentAttachment.title for site in req.payload]
-    return Submission(kind=GLOBAL, spec=spec, images=list(zip(images, titles)))
+    return Submission(kind=GLOBAL, spec=spec, images=list(zip(images, titles)),
+                      callback_url=checked_callback(req.callbackUrl, settings, [*loc, "callbackUrl"]))
 
 
 def manual_submission(req: ManualSeverityRequest, settings: Settings, loc: Loc) -> Submission:
@@ -191,7 +195,8 @@ def manual_submission(req: ManualSeverityRequest, settings: Settings, loc: Loc) 
     photos = req.payload or []
     images = check_attachments(
         [(p.contentAttachment, [*loc, "payload", i, "contentAttachment"]) for i, p in enumerate(photos)], settings)
-    spec = {"system": system.code, "mode": "manual", "condition": condition,
-            "sites": [{"bodySite": req.bodySite, "items": items, "image": 0 if images else None}]}
+    spec = SeveritySpec(system=system.code, mode="manual", condition=condition,
+                        sites=[SeveritySite(body_site=req.bodySite, items=items, image=0 if images else None)])
     return Submission(kind=MANUAL, spec=spec,
-                      images=[(image, p.contentAttachment.title) for image, p in zip(images, photos)])
+                      images=[(image, p.contentAttachment.title) for image, p in zip(images, photos)],
+                      callback_url=checked_callback(req.callbackUrl, settings, [*loc, "callbackUrl"]))

@@ -14,25 +14,53 @@ IMAGE_SUFFIXES = {".jpg": "image/jpeg", ".jpeg": "image/jpeg", ".png": "image/pn
 
 
 def find_images(paths: list[Path]) -> list[Path]:
-    found: list[Path] = []
+    return [image for image, _ in find_named_images(paths)]
+
+
+def find_named_images(paths: list[Path]) -> list[tuple[Path, str]]:
+    """(image, name): the name is relative to the folder it was found under (a file given alone: its own name)."""
+    found: list[tuple[Path, str]] = []
     for path in paths:
         if path.is_dir():
-            found += sorted(p for p in path.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
+            found += [(p, p.relative_to(path).as_posix()) for p in sorted(path.rglob("*"))
+                      if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file()]
         elif path.suffix.lower() in IMAGE_SUFFIXES:
-            found.append(path)
+            found.append((path, path.name))
     return found
 
 
-def diagnosis_body(image: Path) -> dict[str, Any]:
+def image_attachment(image: Path) -> dict[str, Any]:
     return {
-        "payload": [{
-            "contentAttachment": {
-                "data": base64.b64encode(image.read_bytes()).decode("ascii"),
-                "title": image.name,
-                "contentType": IMAGE_SUFFIXES[image.suffix.lower()],
-            }
-        }]
+        "contentAttachment": {
+            "data": base64.b64encode(image.read_bytes()).decode("ascii"),
+            "title": image.name,
+            "contentType": IMAGE_SUFFIXES[image.suffix.lower()],
+        }
     }
+
+
+def diagnosis_body(image: Path) -> dict[str, Any]:
+    return {"payload": [image_attachment(image)]}
+
+
+def local_severity_body(image: Path, *, system: str, body_site: str, condition: str,
+                        inputs: dict[str, Any]) -> dict[str, Any]:
+    """A `POST /severity-assessment/automatic/local` body: one image of one body site plus its clinical inputs."""
+    return {
+        "payload": image_attachment(image),
+        "bodySite": body_site,
+        "knownCondition": {"conclusion": {"text": condition}},
+        "scoringSystem": {system: {"questionnaireResponse": {"item": inputs}}},
+    }
+
+
+class DermqError(RuntimeError):
+    """An HTTP error answer; `status` and the decoded JSON body (None if it was not JSON) for callers that act on it."""
+
+    def __init__(self, message: str, status: int, body: Any):
+        super().__init__(message)
+        self.status = status
+        self.body = body
 
 
 class DermqClient:
@@ -64,6 +92,17 @@ class DermqClient:
         _raise(r)
         return r.json()
 
+    def jobs(self, *, offset: int = 0, limit: int = 500) -> dict[str, Any]:
+        """One page of the client's jobs, newest first."""
+        r = self.http.get("/jobs", params={"offset": offset, "limit": limit})
+        _raise(r)
+        return r.json()
+
+    def job_result(self, job_id: str) -> dict[str, Any]:
+        r = self.http.get(f"/jobs/{job_id}/result")
+        _raise(r)
+        return r.json()
+
     def batch_results(self, batch_id: str, timeout: float = 0) -> Iterator[dict[str, Any]]:
         with self.http.stream("GET", f"/batches/{batch_id}/results", params={"timeout": timeout},
                               timeout=timeout + 60) as r:
@@ -90,4 +129,9 @@ class DermqClient:
 def _raise(r: httpx.Response) -> None:
     if r.status_code >= 400:
         r.read()
-        raise RuntimeError(f"{r.request.method} {r.request.url.path} answered {r.status_code}: {r.text[:500]}")
+        try:
+            body = r.json()
+        except ValueError:
+            body = None
+        raise DermqError(f"{r.request.method} {r.request.url.path} answered {r.status_code}: {r.text[:500]}",
+                         r.status_code, body)

@@ -24,8 +24,8 @@ from pathlib import Path
 import httpx
 
 from api.accounts import AccountStore, generate_password
-from dermq.settings import Settings
-from pipeline.fileio import atomic_write
+from core.fileio import atomic_write
+from core.settings import Settings
 from workers.jobs import WORKER_KEY_PREFIX
 
 DEV_CREDENTIALS_FILE = "dev-credentials.json"
@@ -140,6 +140,11 @@ class EmbeddedStack:
         host = "127.0.0.1" if self.host in ("0.0.0.0", "::") else self.host
         return f"http://{host}:{self.port}"
 
+    @property
+    def log_dir(self) -> Path:
+        """Where each part's output goes (`<part>.log`) when `quiet`."""
+        return self.settings.data_dir / "logs"
+
     def child_env(self) -> dict[str, str]:
         env = dict(os.environ)
         env.update(self.env)
@@ -149,7 +154,7 @@ class EmbeddedStack:
         return env
 
     def _popen(self, args: list[str], log_name: str) -> subprocess.Popen:
-        logs = self.settings.data_dir / "logs"
+        logs = self.log_dir
         logs.mkdir(parents=True, exist_ok=True)
         out = None if not self.quiet else open(logs / f"{log_name}.log", "ab")
         # Its own session: a terminal's Ctrl-C reaches `dermq up` alone, which then stops the parts

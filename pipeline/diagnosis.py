@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import math
 import time
+from concurrent.futures import Future
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any, Callable, Sequence
@@ -15,10 +16,10 @@ from typing import Any, Callable, Sequence
 import numpy as np
 
 from pipeline.catalogue import Catalogue
-from pipeline.explain import cam_to_heatmap
+from pipeline.explain import cam_to_heatmap, heatmap_base
 from pipeline.gate import GateProbs
 from pipeline.models.bundle import BundleManifest
-from pipeline.quality import QualityConfig, assess_media_validity
+from pipeline.quality import QualityConfig, QualityViews, assess_media_validity
 
 ProgressFn = Callable[[str, int, int], None]  # (stage, done, total); may raise to abort
 
@@ -117,6 +118,7 @@ class DiagnosisPipeline:
         preprocess: Callable[[np.ndarray], Any],
         predict: Callable[[Sequence[Any]], Sequence[Any]],
         quality: QualityConfig,
+        submit: Callable[[Sequence[Any]], Sequence[Future]] | None = None,
         heatmap_top_k: int = 5,
         heatmap_max_side: int = 384,
         models: list[dict[str, Any]] | None = None,
@@ -125,6 +127,9 @@ class DiagnosisPipeline:
         self.manifest = manifest
         self.preprocess = preprocess
         self.predict = predict
+        # Optional: `predict` that returns at once with futures (a batcher on its own thread), so the
+        # gate-independent quality work and the heat-map bases are done while the model runs.
+        self.submit = submit
         self.quality = quality
         self.heatmap_top_k = heatmap_top_k
         self.heatmap_max_side = heatmap_max_side
@@ -139,20 +144,29 @@ class DiagnosisPipeline:
         total = len(images)
 
         # The forward pass comes first: the learned image gate reads its pooled features.
+        step("preprocess", 0, total)
+        inputs = [self.preprocess(image.rgb) for image in images]
         step("classification", 0, total)
-        outputs = self.predict([self.preprocess(image.rgb) for image in images])
+        pending = self.submit(inputs) if self.submit is not None else None
+        outputs = self.predict(inputs) if pending is None else None
+        # While the model runs (or after it, without `submit`): what needs no model output.
+        views = [QualityViews(image.rgb, self.quality).prepare() for image in images]
+        bases = [heatmap_base(image.rgb, self.heatmap_max_side) if self.heatmap_top_k else None for image in images]
+        if pending is not None:
+            outputs = [future.result() for future in pending]
         step("classification", total, total)
 
         step("quality", 0, total)
         validity = []
-        for i, (image, out) in enumerate(zip(images, outputs)):
-            validity.append(assess_media_validity(image.rgb, self.quality, GateProbs.maybe(getattr(out, "gate", None))))
+        for i, (image, view, out) in enumerate(zip(images, views, outputs)):
+            gate = GateProbs.maybe(getattr(out, "gate", None))
+            validity.append(assess_media_validity(image.rgb, self.quality, gate, views=view))
             step("quality", i + 1, total)
 
         results = []
         step("explainability", 0, total)
-        for i, (image, valid, out) in enumerate(zip(images, validity, outputs)):
-            results.append(self._image_result(image, valid, out))
+        for i, (image, valid, out, base) in enumerate(zip(images, validity, outputs, bases)):
+            results.append(self._image_result(image, valid, out, base))
             step("explainability", i + 1, total)
 
         step("report", 0, 1)
@@ -182,7 +196,8 @@ class DiagnosisPipeline:
         probs[self.index_map] = model_probs
         return probs
 
-    def _image_result(self, image: ImageInput, validity: dict[str, Any], out: Any) -> ImageResult:
+    def _image_result(self, image: ImageInput, validity: dict[str, Any], out: Any, base: np.ndarray | None) -> ImageResult:
+        """`base`: the downscaled image all heat maps of this image share (`heatmap_base`)."""
         probs = self._catalogue_probs(np.asarray(out.probs, dtype=np.float64))
         order = self._ranking(probs)
         conclusion = []
@@ -192,7 +207,7 @@ class DiagnosisPipeline:
             # map is drawn for the top ranks the model covers, null beyond.
             item["explainability"] = None
             if rank < self.heatmap_top_k and row in self.model_index:
-                heatmap = cam_to_heatmap(image.rgb, out.cams[self.model_index[row]], max_side=self.heatmap_max_side)
+                heatmap = cam_to_heatmap(image.rgb, out.cams[self.model_index[row]], base=base)
                 item["explainability"] = {"heatMap": heatmap}
             conclusion.append(item)
         analysis = {

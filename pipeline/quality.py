@@ -44,14 +44,16 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
-from functools import cached_property
+from functools import cache, cached_property
 from typing import Any
 
 import cv2
 import numpy as np
+from scipy.stats import binomtest
 
 from pipeline.codes import additional_data
 from pipeline.gate import GateProbs
+from pipeline.resize import shrink
 from pipeline.skin import skin_fraction, skin_mask, skin_region, vignette_mask
 
 BANDS = ((20, "Bad"), (40, "Poor"), (60, "Fair"), (80, "Good"), (100, "Excellent"))
@@ -111,12 +113,10 @@ def interpret_score(score: float) -> str:
     return BANDS[-1][1]
 
 
-def wilson_lower_bound(correct: int, total: int, z: float = 1.96) -> float:
-    """Lower end of the Wilson score interval of a hit rate, in percent."""
-    p = correct / total
-    centre = p + z * z / (2 * total)
-    spread = z * math.sqrt(p * (1 - p) / total + z * z / (4 * total * total))
-    return 100.0 * (centre - spread) / (1 + z * z / total)
+@cache  # called with the few measured (hits, trials) constants, once per report
+def wilson_lower_bound(correct: int, total: int) -> float:
+    """Lower end of the 95 % Wilson score interval of a hit rate, in percent."""
+    return 100.0 * float(binomtest(correct, total).proportion_ci(confidence_level=0.95, method="wilson").low)
 
 
 def _ramp(value: float, bad: float, limit: float, good: float) -> float:
@@ -125,23 +125,6 @@ def _ramp(value: float, bad: float, limit: float, good: float) -> float:
     if bad > good:
         xs, ys = xs[::-1], ys[::-1]
     return float(np.interp(value, xs, ys))
-
-
-def _resize(rgb: np.ndarray, side: int) -> np.ndarray:
-    """Downscale (area interpolation) so the long side is `side`; smaller images are left as they are."""
-    h, w = rgb.shape[:2]
-    if side >= max(h, w):
-        return rgb
-    # Area averaging by a whole factor first (OpenCV's fast path, 4x cheaper on a 1 MP photo than one
-    # fractional step), then the small remainder; the few edge pixels cropped for it do not matter here.
-    k = max(h, w) // side
-    if k >= 2 and min(h, w) >= 2 * k:
-        rgb = cv2.resize(rgb[: h - h % k, : w - w % k], ((w - w % k) // k, (h - h % k) // k), interpolation=cv2.INTER_AREA)
-        h, w = rgb.shape[:2]
-    scale = side / max(h, w)
-    if scale >= 1:
-        return rgb
-    return cv2.resize(rgb, (max(1, round(w * scale)), max(1, round(h * scale))), interpolation=cv2.INTER_AREA)
 
 
 def _center(a: np.ndarray) -> np.ndarray:
@@ -174,12 +157,16 @@ def _immerkaer_sigma(gray: np.ndarray, smooth_only: bool = False) -> float:
     return float(np.sqrt(np.pi / 2) * response.mean() / 6) if response.size else 0.0
 
 
-class _Views:
-    """The working copy and what the checks derive from it, each computed once and only if needed."""
+class QualityViews:
+    """The working copy and what the checks derive from it, each computed once and only if needed.
+
+    `prepare` computes everything that does not depend on the learned gate's verdict, so a
+    pipeline can do it while the classifier's forward pass (which yields that verdict) runs.
+    """
 
     def __init__(self, rgb: np.ndarray, config: QualityConfig):
         self.original = rgb
-        self.rgb = _resize(rgb, config.working_side)
+        self.rgb = shrink(rgb, config.working_side, fast=True)
         self.config = config
 
     @cached_property
@@ -214,6 +201,24 @@ class _Views:
         top, left = max(0, (h - side) // 2), max(0, (w - side) // 2)
         window = np.ascontiguousarray(self.original[top : top + side, left : left + side])
         return cv2.cvtColor(window, cv2.COLOR_RGB2GRAY).astype(np.float32)
+
+    @cached_property
+    def sharpness(self) -> float:
+        """The classical `sharpness` value: 1 − the blur ratio, inside a dermoscope's field stop only
+        (its black disc and rim carry no focus information)."""
+        stop = cv2.dilate(self.vignette.astype(np.uint8), np.ones((7, 7), np.uint8)).astype(bool)
+        inside = ~stop if stop.any() and stop.mean() < 0.7 else None
+        return 1.0 - blur_ratio(self.gray, inside)
+
+    @cached_property
+    def noise_sigma(self) -> float:
+        return _immerkaer_sigma(self.grain, smooth_only=True)
+
+    def prepare(self) -> "QualityViews":
+        """Compute every view and gate-independent measure now (the costly part of the checks)."""
+        for name in ("lab", "region", "sharpness", "noise_sigma"):
+            getattr(self, name)
+        return self
 
 
 # --- checks: each returns (value, sub-score, hint key) ---
@@ -297,21 +302,17 @@ def sharpness_subscore(value: float, p_blurred: float | None, c: QualityConfig) 
     return blend_sharpness(classical, p_blurred, c)
 
 
-def _sharpness(v: _Views, c: QualityConfig, p_blurred: float | None = None) -> tuple[float, float, str]:
-    # Inside a dermoscope's field stop only: its black disc and rim carry no focus information.
-    stop = cv2.dilate(v.vignette.astype(np.uint8), np.ones((7, 7), np.uint8)).astype(bool)
-    inside = ~stop if stop.any() and stop.mean() < 0.7 else None
-    value = 1.0 - blur_ratio(v.gray, inside)
+def _sharpness(v: QualityViews, c: QualityConfig, p_blurred: float | None = None) -> tuple[float, float, str]:
     # The reported value stays the classical measure; `acceptable` is the blended verdict.
-    return value, sharpness_subscore(value, p_blurred, c), "sharpness"
+    return v.sharpness, sharpness_subscore(v.sharpness, p_blurred, c), "sharpness"
 
 
 def sharpness_value(rgb: np.ndarray, config: QualityConfig = QualityConfig()) -> float:
     """The classical `sharpness` value of one image, as `assess_media_validity` measures it."""
-    return _sharpness(_Views(rgb, config), config)[0]
+    return _sharpness(QualityViews(rgb, config), config)[0]
 
 
-def _exposure(v: _Views, c: QualityConfig) -> tuple[float, float, str]:
+def _exposure(v: QualityViews, c: QualityConfig) -> tuple[float, float, str]:
     value = float(_center(v.lab[..., 0]).mean())
     center = _center(v.gray)
     crushed, blown = float((center <= 5).mean()), float((center >= 250).mean())
@@ -323,8 +324,8 @@ def _exposure(v: _Views, c: QualityConfig) -> tuple[float, float, str]:
     return value, min(dark, bright), "exposure_dark" if dark <= bright else "exposure_bright"
 
 
-def _noise(v: _Views, c: QualityConfig) -> tuple[float, float, str]:
-    value = _immerkaer_sigma(v.grain, smooth_only=True)
+def _noise(v: QualityViews, c: QualityConfig) -> tuple[float, float, str]:
+    value = v.noise_sigma
     return value, _ramp(value, c.max_noise_sigma * 2.4, c.max_noise_sigma, c.max_noise_sigma / 2), "noise"
 
 
@@ -341,7 +342,7 @@ def _distance_to_skin_chroma(a: float, b: float) -> float:
     return best
 
 
-def _color_cast(v: _Views, c: QualityConfig, dermoscopic: bool) -> tuple[float, float, str]:
+def _color_cast(v: QualityViews, c: QualityConfig, dermoscopic: bool) -> tuple[float, float, str]:
     # Skin is not grey, so grey-world would flag every skin photo; compare with where skin of any tone lies.
     # A dermoscope's own light tints every image it takes, so that modality gets a wider limit.
     center = _center(v.lab)
@@ -350,7 +351,7 @@ def _color_cast(v: _Views, c: QualityConfig, dermoscopic: bool) -> tuple[float, 
     return value, _ramp(value, limit * 4, limit, 0.0), "colorCast"
 
 
-def _framing(v: _Views, c: QualityConfig, dermoscopic: bool) -> tuple[float, float, str]:
+def _framing(v: QualityViews, c: QualityConfig, dermoscopic: bool) -> tuple[float, float, str]:
     """Share of the image centre that shows what is analysed.
 
     A dermoscope touches the skin, so everything inside its field stop is skin or lesion:
@@ -367,7 +368,7 @@ def _resolution(rgb: np.ndarray, c: QualityConfig) -> tuple[float, float, str]:
     return value, _ramp(value, c.min_short_side_px / 3.5, c.min_short_side_px, c.min_short_side_px * 1.75), "resolution"
 
 
-CHECKS: dict[str, Callable[[_Views, QualityConfig], tuple[float, float, str]]] = {
+CHECKS: dict[str, Callable[[QualityViews, QualityConfig], tuple[float, float, str]]] = {
     "exposure": _exposure,
     "noise": _noise,
 }
@@ -388,7 +389,7 @@ def _confidence(margin: float, cap: float) -> float:
     return 50.0 + (cap - 50.0) * math.tanh(MARGIN_GAIN * abs(margin))
 
 
-def _skin_texture(v: _Views) -> float:
+def _skin_texture(v: QualityViews) -> float:
     """Median 7×7 grey-level std inside the skin mask, with the noise's share removed in quadrature."""
     if not v.skin.any():
         return 0.0
@@ -398,7 +399,7 @@ def _skin_texture(v: _Views) -> float:
     return math.sqrt(max(texture**2 - _immerkaer_sigma(v.gray) ** 2, 0.0))
 
 
-def classical_gate(v: _Views, c: QualityConfig) -> GateProbs:
+def classical_gate(v: QualityViews, c: QualityConfig) -> GateProbs:
     """The colour-and-texture fallback for bundles without a learned gate head.
 
     Domain: a skin-coloured area (YCrCb model, `pipeline.skin`) of at least
@@ -434,14 +435,17 @@ MODALITY_CONFIDENCE_TEXT = "AI model confidence in identifying the image's modal
 
 
 def assess_media_validity(
-    rgb: np.ndarray, config: QualityConfig = QualityConfig(), gate: GateProbs | None = None
+    rgb: np.ndarray, config: QualityConfig = QualityConfig(), gate: GateProbs | None = None,
+    views: QualityViews | None = None,
 ) -> dict[str, Any]:
     """The `mediaValidity` block for one decoded (EXIF-rotated) HxWx3 uint8 RGB image.
 
     `gate` holds the learned gate's calibrated probabilities for this image (from the
     classifier's forward pass); without it the classical colour-and-texture gate decides.
+    `views`: this image's `QualityViews` (with this config) if already made, e.g. prepared
+    while the forward pass ran.
     """
-    v = _Views(rgb, config)
+    v = views if views is not None else QualityViews(rgb, config)
     gate = gate if gate is not None else classical_gate(v, config)
     is_derm = gate.dermatological >= 0.5
     p_dermoscopic = gate.dermoscopic_given_skin

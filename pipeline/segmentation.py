@@ -35,24 +35,27 @@ from __future__ import annotations
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Callable, Protocol
 
 import cv2
 import numpy as np
 import torch
-from scipy import ndimage as ndi
 
 from pipeline.classify import preprocess_image
 from pipeline.models.bundle import BundleError, BundleManifest, ModelBundle
-from pipeline.skin import skin_region, vignette_mask
+from pipeline.models.inference import fold_batchnorm
+from pipeline.resize import fitted_shape, resize_probability
+from pipeline.skin import fill_holes, skin_region, vignette_mask
 
 __all__ = [
     "CLASSICAL_METHOD",
+    "BatchedSegmenter",
     "ClassicalSegmenter",
     "LearnedSegmenter",
     "Segmentation",
     "Segmenter",
     "dice",
+    "dice_jaccard_many",
     "evaluate",
     "jaccard",
     "resize_probability",
@@ -100,13 +103,6 @@ def _check_rgb(rgb: np.ndarray) -> None:
 def _result(prob: np.ndarray, method: str, trained: bool) -> Segmentation:
     prob = np.clip(prob, 0.0, 1.0).astype(np.float32)
     return Segmentation(prob, prob >= THRESHOLD, THRESHOLD, method, trained)
-
-
-def resize_probability(a: np.ndarray, hw: tuple[int, int]) -> np.ndarray:
-    """A probability map stretched to ``hw`` (area-averaged when shrinking)."""
-    h, w = hw
-    shrink = h * w < a.shape[0] * a.shape[1]
-    return cv2.resize(a, (w, h), interpolation=cv2.INTER_AREA if shrink else cv2.INTER_LINEAR)
 
 
 def remove_hair(rgb: np.ndarray, kernel: int = HAIR_KERNEL) -> np.ndarray:
@@ -225,11 +221,9 @@ class ClassicalSegmenter:
 
     def segment(self, rgb: np.ndarray) -> Segmentation:
         _check_rgb(rgb)
-        h, w = rgb.shape[:2]
-        scale = min(1.0, WORK_SIDE / max(h, w))
-        small = resize_probability(np.ascontiguousarray(rgb), (max(1, round(h * scale)), max(1, round(w * scale))))
+        small = resize_probability(np.ascontiguousarray(rgb), fitted_shape(rgb.shape, WORK_SIDE))
         prob = self.probability(small)
-        return _result(resize_probability(prob, (h, w)), CLASSICAL_METHOD, False)
+        return _result(resize_probability(prob, rgb.shape[:2]), CLASSICAL_METHOD, False)
 
     def probability(self, rgb: np.ndarray) -> np.ndarray:
         """Lesion probability at the resolution of ``rgb`` (call with a WORK_SIDE-sized image)."""
@@ -260,7 +254,7 @@ class ClassicalSegmenter:
         core = _pick_component(candidates.astype(bool), _frame(area.shape, vignette))
         if not core.any():
             return core
-        return ndi.binary_fill_holes(_grow(core, t, area, element))
+        return fill_holes(_grow(core, t, area, element))
 
 
 def _segmentation_manifest(bundle: ModelBundle) -> BundleManifest:
@@ -283,40 +277,68 @@ class LearnedSegmenter:
         trained_on = m.training_data.get("modality")
         self.modality: str | None = trained_on.capitalize() if isinstance(trained_on, str) else None
         self.device = torch.device(device)
-        self.module = module.to(self.device).eval()
+        self.module = fold_batchnorm(module.eval()).to(self.device)
 
     @classmethod
     def from_bundle(cls, bundle: ModelBundle, device: str | torch.device = "cpu") -> LearnedSegmenter:
         _segmentation_manifest(bundle)  # refuse before building a network for nothing
         return cls(bundle, bundle.build_module(), device)
 
-    def segment(self, rgb: np.ndarray) -> Segmentation:
+    # The three steps of `segment`, apart so that the network call can be batched across jobs
+    # (`BatchedSegmenter`): CPU work per image around one model call per batch.
+    def preprocess(self, rgb: np.ndarray) -> torch.Tensor:
         _check_rgb(rgb)
         m = self.manifest
-        x = preprocess_image(rgb, m.input_size, m.mean, m.std).unsqueeze(0).to(self.device)
-        with torch.inference_mode():
-            prob = torch.sigmoid(self.module(x)[0, 0].float()).cpu().numpy()
-        return _result(resize_probability(prob, rgb.shape[:2]), self.method, m.trained)
+        return preprocess_image(rgb, m.input_size, m.mean, m.std)
+
+    @torch.inference_mode()
+    def predict(self, batch: torch.Tensor) -> list[np.ndarray]:
+        """Lesion probability maps at the input size for an N x 3 x S x S batch (from `preprocess`)."""
+        return list(torch.sigmoid(self.module(batch.to(self.device))[:, 0].float()).cpu().numpy())
+
+    def finish(self, prob: np.ndarray, shape: tuple[int, ...]) -> Segmentation:
+        """A probability map from `predict`, as the segmentation of an image of this shape."""
+        return _result(resize_probability(prob, shape[:2]), self.method, self.manifest.trained)
+
+    def segment(self, rgb: np.ndarray) -> Segmentation:
+        return self.finish(self.predict(self.preprocess(rgb)[None])[0], rgb.shape)
 
 
-def _overlap(a: np.ndarray, b: np.ndarray) -> tuple[int, int, int]:
-    a, b = np.asarray(a, bool), np.asarray(b, bool)
-    if a.shape != b.shape:
-        raise ValueError(f"masks differ in shape: {a.shape} vs {b.shape}")
-    return int(np.count_nonzero(a & b)), int(np.count_nonzero(a)), int(np.count_nonzero(b))
+class BatchedSegmenter:
+    """A `LearnedSegmenter` whose network calls go through ``predict``: one image's tensor in, its
+    probability map out, e.g. a dynamic batcher's that concurrent jobs share."""
+
+    def __init__(self, segmenter: LearnedSegmenter, predict: Callable[[torch.Tensor], np.ndarray]) -> None:
+        self.segmenter = segmenter
+        self._predict = predict
+        self.method, self.modality = segmenter.method, segmenter.modality
+
+    def segment(self, rgb: np.ndarray) -> Segmentation:
+        return self.segmenter.finish(self._predict(self.segmenter.preprocess(rgb)), rgb.shape)
+
+
+def dice_jaccard_many(pred: np.ndarray, truth: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per-mask Dice 2|A∩B| / (|A| + |B|) and Jaccard |A∩B| / |A∪B| of boolean masks (N x ...);
+    both 1.0 where the two masks are empty."""
+    pred, truth = np.asarray(pred, bool), np.asarray(truth, bool)
+    if pred.shape != truth.shape:
+        raise ValueError(f"masks differ in shape: {pred.shape} vs {truth.shape}")
+    pred, truth = pred.reshape(len(pred), -1), truth.reshape(len(truth), -1)
+    inter = np.count_nonzero(pred & truth, axis=1).astype(np.float64)
+    total = (np.count_nonzero(pred, axis=1) + np.count_nonzero(truth, axis=1)).astype(np.float64)
+    empty = total == 0
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(empty, 1.0, 2 * inter / total), np.where(empty, 1.0, inter / (total - inter))
 
 
 def jaccard(a: np.ndarray, b: np.ndarray) -> float:
     """Intersection over union of two masks; 1.0 when both are empty."""
-    inter, na, nb = _overlap(a, b)
-    union = na + nb - inter
-    return inter / union if union else 1.0
+    return float(dice_jaccard_many(np.asarray(a)[None], np.asarray(b)[None])[1][0])
 
 
 def dice(a: np.ndarray, b: np.ndarray) -> float:
     """2|A∩B| / (|A| + |B|); 1.0 when both are empty."""
-    inter, na, nb = _overlap(a, b)
-    return 2 * inter / (na + nb) if na + nb else 1.0
+    return float(dice_jaccard_many(np.asarray(a)[None], np.asarray(b)[None])[0][0])
 
 
 def evaluate(segmenter: Segmenter, pairs: Iterable[tuple[np.ndarray, np.ndarray]]) -> dict[str, float]:

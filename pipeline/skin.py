@@ -20,6 +20,8 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
+from pipeline.resize import fitted_shape, resize_mask
+
 # Chai & Ngan (1999) skin cluster in CrCb, widened slightly for darker skin tones and dermoscopic light.
 CR_RANGE = (135, 180)
 CB_RANGE = (77, 130)
@@ -74,7 +76,10 @@ def fill_holes(mask: np.ndarray, wall: np.ndarray | None = None, min_share: floa
     `min_share` of its rim is `mask`, otherwise a black frame alone would turn the
     whole picture it surrounds into "skin".
     """
-    wall = np.zeros_like(mask, dtype=bool) if wall is None else wall
+    if wall is None:  # every hole is rimmed by the mask alone: fill them all with one flood from outside
+        outside = np.pad(mask.astype(np.uint8), 1)
+        cv2.floodFill(outside, None, (0, 0), 2)
+        return outside[1:-1, 1:-1] != 2
     holes = (~mask & ~wall).astype(np.uint8)
     n, labels = cv2.connectedComponents(holes, connectivity=4)
     if n <= 1:
@@ -91,13 +96,6 @@ def fill_holes(mask: np.ndarray, wall: np.ndarray | None = None, min_share: floa
     return mask | fill[labels]
 
 
-def _resize_mask(mask: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
-    """Resize a boolean mask to (h, w) by area/linear interpolation and a 0.5 threshold."""
-    h, w = shape
-    shrink = h * w < mask.size
-    return cv2.resize(mask.astype(np.float32), (w, h), interpolation=cv2.INTER_AREA if shrink else cv2.INTER_LINEAR) >= 0.5
-
-
 def skin_region(rgb: np.ndarray, *, mask: np.ndarray | None = None, vignette: np.ndarray | None = None) -> np.ndarray:
     """Skin including the lesions inside it: closed, opened, enclosed holes filled.
 
@@ -109,16 +107,15 @@ def skin_region(rgb: np.ndarray, *, mask: np.ndarray | None = None, vignette: np
     mask = skin_mask(rgb) if mask is None else mask
     vignette = vignette_mask(rgb) if vignette is None else vignette
     full = mask.shape
-    scale = min(1.0, REGION_SIDE / max(full))
-    if scale < 1.0:
-        small = (max(1, round(full[0] * scale)), max(1, round(full[1] * scale)))
-        mask, vignette = _resize_mask(mask, small), _resize_mask(vignette, small)
+    small = fitted_shape(full, REGION_SIDE)
+    if small != full:
+        mask, vignette = resize_mask(mask, small), resize_mask(vignette, small)
     side = max(3, round(min(mask.shape) / 60) | 1)
     kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (side, side))
     closed = cv2.morphologyEx(mask.astype(np.uint8), cv2.MORPH_CLOSE, kernel)
     closed = cv2.morphologyEx(closed, cv2.MORPH_OPEN, kernel).astype(bool)
     region = fill_holes(closed & ~vignette, wall=vignette)
-    return _resize_mask(region, full) if scale < 1.0 else region
+    return resize_mask(region, full) if small != full else region
 
 
 def skin_fraction(rgb: np.ndarray, *, region: np.ndarray | None = None, vignette: np.ndarray | None = None) -> float:

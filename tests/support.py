@@ -8,13 +8,16 @@ import itertools
 from collections import Counter
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Iterator
+from typing import TYPE_CHECKING, Iterator
 
 import httpx
 import redis
 
 from dermq.embedded import EmbeddedStack, ensure_dev_account, free_port
-from dermq.settings import Settings
+from core.settings import Settings
+
+if TYPE_CHECKING:
+    import numpy as np
 
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
 SAMPLE = FIXTURES / "isic2017-sample"
@@ -235,3 +238,63 @@ def build_root(root: Path, sample: list[tuple[Path, Path, str]]) -> dict[str, in
     with (isic / "labels.csv").open("w", newline="", encoding="utf-8") as f:
         csv.writer(f).writerows([["image_id", "melanoma", "seborrheic_keratosis", "diagnosis"], *rows])
     return dict(per_class)
+
+
+class WebhookReceiver:
+    """A webhook receiver on loopback (http.server in a thread): records every POST, answers with
+    the scripted statuses in turn (per path), then 204."""
+
+    def __init__(self, statuses: dict[str, list[int]] | None = None):
+        import threading
+        from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+        self.statuses = {path: list(codes) for path, codes in (statuses or {}).items()}
+        self.received: list[dict] = []  # {"at", "path", "headers", "body", "status"}
+        self._cond = threading.Condition()
+        receiver = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:  # noqa: N802 (http.server's naming)
+                import time
+
+                at = time.time()
+                body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+                with receiver._cond:
+                    codes = receiver.statuses.get(self.path, [])
+                    status = codes.pop(0) if codes else 204
+                    receiver.received.append({"at": at, "path": self.path, "headers": dict(self.headers.items()),
+                                              "body": body, "status": status})
+                    receiver._cond.notify_all()
+                self.send_response(status)
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+
+            def log_message(self, *args: object) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self._thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+
+    def url(self, path: str = "/hook") -> str:
+        return f"http://127.0.0.1:{self.server.server_address[1]}{path}"
+
+    def wait_for(self, path: str, count: int = 1, timeout: float = 60.0) -> list[dict]:
+        """The first `count` requests to `path`, waiting up to `timeout` seconds for them."""
+        import time
+
+        deadline = time.monotonic() + timeout
+        with self._cond:
+            while len(got := [r for r in self.received if r["path"] == path]) < count:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    raise AssertionError(f"{len(got)} of {count} webhook requests to {path} after {timeout} s")
+                self._cond.wait(left)
+            return got[:count]
+
+    def __enter__(self) -> "WebhookReceiver":
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.server.shutdown()
+        self.server.server_close()

@@ -24,7 +24,15 @@ from training.data import (
     load_label_map,
     split_indices,
 )
-from training.engine import TrainConfig, TrainResult, build_model, data_summary, file_list_digest, fit, publish
+from training.engine import (
+    TrainConfig,
+    TrainResult,
+    build_model,
+    data_summary,
+    file_list_digest,
+    fit,
+    publish,
+)
 from training.evaluation import evaluate_classifier
 
 __all__ = ["ClassifierTrainConfig", "train_classifier"]

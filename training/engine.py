@@ -28,11 +28,16 @@ import torch
 from pydantic import BaseModel, ConfigDict, Field
 from torch import Tensor, nn
 from torch.optim import AdamW
-from torch.optim.lr_scheduler import CosineAnnealingLR, LinearLR, LRScheduler, SequentialLR
+from torch.optim.lr_scheduler import (
+    CosineAnnealingLR,
+    LinearLR,
+    LRScheduler,
+    SequentialLR,
+)
 from torch.utils.data import DataLoader, Dataset
 from tqdm.auto import tqdm
 
-from pipeline.fileio import atomic_write
+from core.fileio import atomic_write
 from pipeline.models.bundle import (
     ARCHITECTURES,
     IMAGENET_MEAN,
@@ -41,6 +46,7 @@ from pipeline.models.bundle import (
     ClassMetrics,
     save_bundle,
 )
+from pipeline.models.device import resolve_device
 from training.augment import AugmentConfig
 from training.evaluation import ClassificationEvaluation, SegmentationEvaluation
 from training.model_card import write_model_card
@@ -135,14 +141,6 @@ class FitOutcome:
     def __post_init__(self) -> None:
         seconds = [h["seconds"] for h in self.history]
         self.seconds_per_epoch = sum(seconds) / len(seconds) if seconds else 0.0
-
-
-def resolve_device(name: str) -> torch.device:
-    if name == "cuda" and not torch.cuda.is_available():
-        raise ValueError("--device cuda requested but no CUDA device is available")
-    if name == "auto":
-        name = "cuda" if torch.cuda.is_available() else "cpu"
-    return torch.device(name)
 
 
 def build_model(architecture: str, num_outputs: int, seed: int) -> nn.Module:
@@ -255,8 +253,10 @@ def fit(
     *,
     fingerprint: dict[str, Any],
     description: str,
+    checkpoint: str = CHECKPOINT_FILE,
 ) -> FitOutcome:
-    """Train ``model`` with early stopping on validation loss; resumable via checkpoints."""
+    """Train ``model`` with early stopping on validation loss; resumable via checkpoints
+    (``OUT/.checkpoint/<checkpoint>``: a recipe with several stages names one per stage)."""
     device = resolve_device(config.device)
     # channels-last: the layout oneDNN (CPU) and cuDNN (tensor cores) run convolutions in
     # fastest; ~1.5x faster training of the depthwise-heavy EfficientNets on CPU.
@@ -270,7 +270,7 @@ def fit(
     scheduler = build_scheduler(optimizer, config.epochs * steps, round(config.warmup_epochs * steps))
     scaler = torch.amp.GradScaler(device.type, enabled=device.type == "cuda")
 
-    ckpt_path = config.out / CHECKPOINT_DIR / CHECKPOINT_FILE
+    ckpt_path = config.out / CHECKPOINT_DIR / checkpoint
     history: list[dict[str, float]] = []
     best_loss, best_epoch, best_state, bad_epochs, start, stopped = math.inf, 0, None, 0, 0, False
     if config.resume and ckpt_path.is_file():

@@ -17,11 +17,10 @@ Definitions (also in docs/training.md):
 
 from __future__ import annotations
 
-from typing import Any
-
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 from scipy.optimize import minimize_scalar
@@ -29,6 +28,7 @@ from scipy.special import log_softmax
 from sklearn.metrics import confusion_matrix, roc_auc_score
 
 from pipeline.models.bundle import ClassMetrics
+from pipeline.segmentation import dice_jaccard_many
 
 __all__ = [
     "ClassificationEvaluation",
@@ -226,16 +226,7 @@ def evaluate_classifier(
 
 def dice_jaccard(probs: np.ndarray, masks: np.ndarray, threshold: float = 0.5) -> tuple[np.ndarray, np.ndarray]:
     """Per-image Dice and Jaccard of ``probs > threshold`` against binary ``masks`` (N x ...)."""
-    pred = (np.asarray(probs) > threshold).reshape(len(probs), -1)
-    truth = (np.asarray(masks) > 0.5).reshape(len(masks), -1)
-    inter = (pred & truth).sum(axis=1).astype(np.float64)
-    total = pred.sum(axis=1) + truth.sum(axis=1)
-    union = total - inter
-    empty = total == 0
-    with np.errstate(invalid="ignore", divide="ignore"):
-        dice = np.where(empty, 1.0, 2 * inter / total)
-        jaccard = np.where(empty, 1.0, inter / union)
-    return dice, jaccard
+    return dice_jaccard_many(np.asarray(probs) > threshold, np.asarray(masks) > 0.5)
 
 
 @dataclass

@@ -46,18 +46,29 @@ import torch
 from pydantic import BaseModel, ConfigDict, Field
 from tqdm.auto import tqdm
 
+from core.fileio import atomic_write
 from pipeline.classify import Classifier
 from pipeline.gate import GATE_CLASSES, GATE_HEAD, SHARPNESS_CLASSES, SHARPNESS_HEAD
+from pipeline.models.bundle import (
+    HEAD_PREFIX,
+    HeadSpec,
+    ModelBundle,
+    load_bundle,
+    save_bundle,
+)
 from pipeline.quality import QualityConfig, sharpness_value
-from pipeline.models.bundle import HEAD_PREFIX, HeadSpec, ModelBundle, load_bundle, save_bundle
-from training.augment import AugmentConfig, augment
-from pipeline.fileio import atomic_write
-from training.data import DatasetError, read_rgb
-from training.model_card import MODEL_CARD_FILE
-from training.dermoscopy import SplitConfig, load_records, split_records
-from training.evaluation import (binary_ece, expected_calibration_error, fit_temperature, negative_log_likelihood,
-                                 softmax)
 from training import sharpness_head
+from training.augment import AugmentConfig, augment
+from training.data import DatasetError, read_rgb
+from training.dermoscopy import SplitConfig, load_records, split_records
+from training.evaluation import (
+    binary_ece,
+    expected_calibration_error,
+    fit_temperature,
+    negative_log_likelihood,
+    softmax,
+)
+from training.model_card import MODEL_CARD_FILE
 
 __all__ = [
     "GateRecord",

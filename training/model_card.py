@@ -18,10 +18,14 @@ from matplotlib.figure import Figure
 from scipy.stats import binomtest
 from sklearn.metrics import roc_curve
 
+from core.fileio import atomic_write
 from pipeline.catalogue import load_catalogue
-from pipeline.fileio import atomic_write
 from pipeline.models.bundle import BundleManifest
-from training.evaluation import ClassificationEvaluation, SegmentationEvaluation, reliability_bins
+from training.evaluation import (
+    ClassificationEvaluation,
+    SegmentationEvaluation,
+    reliability_bins,
+)
 
 __all__ = [
     "MODEL_CARD_FILE",

@@ -14,7 +14,15 @@ from torch import Tensor
 from pipeline.models.bundle import IMAGENET_MEAN, IMAGENET_STD
 from training.augment import AugmentConfig
 from training.data import SegmentationDataset, find_segmentation_samples, split_indices
-from training.engine import TrainConfig, TrainResult, build_model, data_summary, file_list_digest, fit, publish
+from training.engine import (
+    TrainConfig,
+    TrainResult,
+    build_model,
+    data_summary,
+    file_list_digest,
+    fit,
+    publish,
+)
 from training.evaluation import evaluate_segmenter
 
 __all__ = ["SegmenterTrainConfig", "bce_dice_loss", "train_segmenter"]

@@ -32,7 +32,12 @@ import cv2
 import numpy as np
 
 from pipeline.gate import SHARPNESS_CLASSES
-from pipeline.quality import LIMIT_SUBSCORE, QualityConfig, classical_sharpness_subscore, sharpness_subscore
+from pipeline.quality import (
+    LIMIT_SUBSCORE,
+    QualityConfig,
+    classical_sharpness_subscore,
+    sharpness_subscore,
+)
 from training.augment import augment
 from training.evaluation import binary_ece
 

@@ -47,10 +47,13 @@ class DynamicBatcher(Generic[In, Out]):
         self._queue.put((item, fut))
         return fut
 
+    def submit_all(self, items: Sequence[In]) -> list[Future[Out]]:
+        """Submit all items at once, so they can share a batch; the caller may work on while they run."""
+        return [self.submit(item) for item in items]
+
     def map(self, items: Sequence[In], timeout: float | None = None) -> list[Out]:
-        """Submit all items at once (so they can share a batch) and wait for every output."""
-        futures = [self.submit(item) for item in items]
-        return [f.result(timeout=timeout) for f in futures]
+        """`submit_all`, then wait for every output."""
+        return [f.result(timeout=timeout) for f in self.submit_all(items)]
 
     def close(self, timeout: float = 5.0) -> None:
         self._closed = True

@@ -1,7 +1,11 @@
-"""The Celery application: broker, queues and the at-least-once delivery settings.
+"""How dermq's Celery apps are built: broker, queues and the at-least-once delivery settings.
 
-The API imports this module only to *send* tasks by name, so it never loads
-torch; the worker entry point imports `workers.tasks` as well.
+No app exists at import time: each process builds its own from its settings with
+`create_celery(settings)`. The API builds one only to *send* tasks by name (the
+constants below), so it never imports `workers.tasks` and never loads torch. The
+worker entry point (`dermq worker`, dermq/cli/serve.py) builds the worker's app,
+imports `workers.tasks` (shared tasks: they register on the app when it is
+finalized) and runs it.
 """
 
 from __future__ import annotations
@@ -14,9 +18,10 @@ from celery import Celery
 from kombu import Exchange, Queue
 from kombu.transport import redis as kombu_redis
 
-from dermq.settings import Settings, get_settings
+from core.settings import Settings
 
 RUN_JOB_TASK = "dermq.run_job"
+DELIVER_WEBHOOK_TASK = "dermq.deliver_webhook"
 
 
 class _RedisChannel(kombu_redis.Channel):
@@ -55,13 +60,13 @@ def _transport_config(broker_url: str) -> dict:
     return config
 
 
-def create_celery(settings: Settings | None = None) -> Celery:
-    settings = settings or get_settings()
+def create_celery(settings: Settings) -> Celery:
+    """A Celery app configured from ``settings``; it carries the dermq tasks only once `workers.tasks` is imported."""
     app = Celery("dermq", broker=settings.effective_broker_url)
     app.conf.update(
-        # Each queue its own direct exchange and routing key; interactive first (consumption order).
+        # Each queue its own direct exchange and routing key; interactive first, then webhook deliveries.
         task_queues=[Queue(q, Exchange(q, type="direct"), routing_key=q)
-                     for q in (settings.queue_interactive, settings.queue_batch)],
+                     for q in settings.worker_queues],
         task_default_queue=settings.queue_batch,
         # Job records live in our own store; Celery's result backend would duplicate them.
         task_ignore_result=True,
@@ -95,6 +100,3 @@ def create_celery(settings: Settings | None = None) -> Celery:
         **_transport_config(settings.effective_broker_url),
     )
     return app
-
-
-celery_app = create_celery()

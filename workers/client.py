@@ -16,11 +16,13 @@ from typing import Any
 import redis
 from celery import Celery
 
-from dermq.settings import Settings
+from core.jobs import AnalysisKind, Batch, Job, JobSpec, JobStatus, StoredImage
+from core.settings import Settings
 from pipeline.imaging import CheckedImage
 from workers.celery_app import RUN_JOB_TASK
-from workers.jobs import WORKER_KEY_PREFIX, Batch, Job, JobStatus, RedisJobStore, new_id, utcnow
+from workers.jobs import WORKER_KEY_PREFIX, RedisJobStore, new_id, utcnow
 from workers.storage import ObjectStore
+from workers.webhooks import AccountWebhooks, Notifier, notify_safely
 
 log = logging.getLogger(__name__)
 
@@ -35,17 +37,21 @@ class IdempotencyConflict(ValueError):
 
 @dataclass
 class Submission:
-    kind: str
-    spec: dict[str, Any]  # request parameters other than the images
+    kind: AnalysisKind
+    spec: JobSpec  # the request's parameters, of its kind's model; its images are attached on submission
     images: list[tuple[CheckedImage, str | None]] = field(default_factory=list)  # (image, title)
     reference: str | None = None
+    callback_url: str | None = None  # checked already (workers/webhooks.py check_url)
 
     def fingerprint(self) -> str:
         h = hashlib.sha256(self.kind.encode())
-        h.update(json.dumps(self.spec, sort_keys=True).encode())
+        # The spec's JSON without its images, keys sorted: the same bytes as when specs were plain dicts.
+        h.update(json.dumps(self.spec.model_dump(mode="json", exclude={"images"}), sort_keys=True).encode())
         for image, title in self.images:
             h.update(hashlib.sha256(image.data).digest())
             h.update((title or "").encode())
+        if self.callback_url:  # only when given, so fingerprints of requests without one stay as they were
+            h.update(b"callbackUrl:" + self.callback_url.encode())
         return h.hexdigest()
 
 
@@ -64,6 +70,8 @@ class JobClient:
         self.store = store
         self.jobs = jobs
         self.celery = celery
+        self.webhooks = AccountWebhooks(jobs.r, jobs.prefix)
+        self.notifier = Notifier(jobs, celery, settings)
 
     def submit(
         self,
@@ -97,6 +105,9 @@ class JobClient:
         written: list[str] = []
         queue = self.settings.queue_interactive if interactive else self.settings.queue_batch
         try:
+            # The account's default callbackUrl serves requests that name none; a batch's items are
+            # covered by the batch's own event, so only an item's own callbackUrl fires for it.
+            callback_url = sub.callback_url or (None if batch_id else self.webhooks.default_url(client))
             images = []
             for image, title in sub.images:
                 key = input_key(client, image)
@@ -104,12 +115,12 @@ class JobClient:
                     written.append(key)
                 # Always write: re-touching a shared input keeps it alive for this job's retention time.
                 self.store.put_bytes(key, image.data, image.content_type)
-                images.append({"key": key, "title": title, "contentType": image.content_type,
-                               "width": image.width, "height": image.height})
+                images.append(StoredImage(key=key, title=title, content_type=image.content_type,
+                                          width=image.width, height=image.height))
             job = Job(
                 id=job_id, client=client, kind=sub.kind, status=JobStatus.queued, created_at=utcnow(),
-                queue=queue, spec={**sub.spec, "images": images}, total=len(images),
-                batch_id=batch_id, reference=sub.reference,
+                queue=queue, spec=sub.spec.model_copy(update={"images": images}), total=len(images),
+                batch_id=batch_id, reference=sub.reference, callback_url=callback_url,
             )
             self.jobs.create(job)
         except Exception as exc:
@@ -136,22 +147,31 @@ class JobClient:
         return visible_to(self.jobs.get(job_id), client)
 
     def result(self, job: Job) -> dict[str, Any]:
+        return json.loads(self.result_bytes(job))
+
+    def result_bytes(self, job: Job) -> bytes:
+        """The stored report as written (compact UTF-8 JSON): served as is, never parsed and re-encoded."""
         assert job.result_key is not None
-        return self.store.get_json(job.result_key)
+        return self.store.get_bytes(job.result_key)
 
     def cancel(self, client: str, job_id: str) -> Job | None:
         job = self.get(client, job_id)
         if job is None:
             return None
-        self.jobs.finish(job_id, JobStatus.cancelled, error="cancelled by the client")
+        if self.jobs.finish(job_id, JobStatus.cancelled, error="cancelled by the client"):
+            notify_safely(self.notifier.job_finished, job_id)
         return self.jobs.get(job_id)
 
     def list(self, client: str, *, status: JobStatus | None, offset: int, limit: int) -> tuple[list[Job], int]:
         return self.jobs.list_for_client(client, status=status, offset=offset, limit=limit)
 
-    def create_batch(self, client: str, batch_id: str, job_ids: list[str], references: list[str | None]) -> Batch:
-        batch = Batch(id=batch_id, client=client, created_at=utcnow(), job_ids=job_ids, references=references)
+    def create_batch(self, client: str, batch_id: str, job_ids: list[str], references: list[str | None],
+                     callback_url: str | None = None) -> Batch:
+        batch = Batch(id=batch_id, client=client, created_at=utcnow(), job_ids=job_ids, references=references,
+                      callback_url=callback_url or self.webhooks.default_url(client))
         self.jobs.create_batch(batch)
+        if batch.callback_url:  # its jobs may all have finished before this record existed
+            notify_safely(self.notifier.batch_changed, batch.id)
         return batch
 
     def get_batch(self, client: str, batch_id: str) -> Batch | None:
@@ -170,7 +190,7 @@ class JobClient:
         if not url.startswith(("redis://", "rediss://", "unix://")):
             return {}
         r = self.jobs.r if url == self.settings.effective_redis_url else redis.Redis.from_url(url)
-        queues = (self.settings.queue_interactive, self.settings.queue_batch)
+        queues = self.settings.worker_queues
         return {q: int(r.llen(q)) for q in queues}
 
     def ping_broker(self) -> None:

@@ -1,9 +1,9 @@
-"""Job and batch records, and the leases that keep running jobs honest.
+"""The store of job and batch records on Redis, and the leases that keep running jobs honest.
 
-A small status enum and an abstract store with one real implementation on
-Redis. Every status change is a compare-and-set done in one Lua script, so a
-late worker can never overwrite a cancellation and a redelivered task can
-never resurrect a finished job.
+The records themselves are `core.jobs` models, which own the hash layout. Every
+status change is a compare-and-set done in one Lua script, so a late worker can
+never overwrite a cancellation and a redelivered task can never resurrect a
+finished job.
 
 Leases: a run of a job (the delivery that started it) holds a lease, named by
 a random run token, until ``lease_until``; its worker renews it while it works.
@@ -17,86 +17,23 @@ workers, whatever the broker would do.
 
 from __future__ import annotations
 
-import abc
 import json
 import time
 import uuid
-from dataclasses import asdict, dataclass, field
-from datetime import datetime, timezone
+from dataclasses import dataclass
 from enum import Enum
 from typing import Any, Iterable
 
 import redis
 
-
-class JobStatus(str, Enum):
-    queued = "queued"
-    running = "running"
-    succeeded = "succeeded"
-    failed = "failed"
-    cancelled = "cancelled"
-    expired = "expired"
-
-    @property
-    def terminal(self) -> bool:
-        return self in TERMINAL
-
+from core.jobs import Batch, Job, JobErrorKind, JobStatus
 
 # Workers announce themselves (device, loaded models) under this prefix with a short expiry.
 WORKER_KEY_PREFIX = "dermq:worker:"
 
-TERMINAL = frozenset({JobStatus.succeeded, JobStatus.failed, JobStatus.cancelled, JobStatus.expired})
-ACTIVE = (JobStatus.queued, JobStatus.running)
-
 
 def utcnow() -> float:
     return time.time()
-
-
-def iso(ts: float | None) -> str | None:
-    if ts is None:
-        return None
-    return datetime.fromtimestamp(ts, tz=timezone.utc).isoformat().replace("+00:00", "Z")
-
-
-@dataclass
-class Job:
-    id: str
-    client: str
-    kind: str
-    status: JobStatus
-    created_at: float
-    queue: str
-    spec: dict[str, Any]  # the request with image bytes replaced by object-store keys
-    started_at: float | None = None
-    finished_at: float | None = None
-    attempts: int = 0
-    error: str | None = None
-    stage: str | None = None
-    done: int = 0
-    total: int = 0
-    result_key: str | None = None
-    batch_id: str | None = None
-    reference: str | None = None
-    run: str | None = None  # the lease holder's run token; after success, the run that won
-    lease_until: float | None = None
-    lost: int = 0  # runs whose worker died (their lease lapsed)
-
-    def public(self) -> dict[str, Any]:
-        """The `GET /jobs/{id}` representation."""
-        return {
-            "id": self.id,
-            "kind": self.kind,
-            "status": self.status.value,
-            "progress": {"stage": self.stage, "done": self.done, "total": self.total},
-            "createdAt": iso(self.created_at),
-            "startedAt": iso(self.started_at),
-            "finishedAt": iso(self.finished_at),
-            "attempts": self.attempts,
-            "error": self.error,
-            "batchId": self.batch_id,
-            "reference": self.reference,
-        }
 
 
 class Begin(str, Enum):
@@ -125,88 +62,6 @@ class Sweep(str, Enum):
     held = "held"  # renewed meanwhile, or already finished
 
 
-@dataclass
-class Batch:
-    id: str
-    client: str
-    created_at: float
-    job_ids: list[str] = field(default_factory=list)
-    references: list[str | None] = field(default_factory=list)
-
-
-class JobStore(abc.ABC):
-    """What the API and the workers need from job records."""
-
-    @abc.abstractmethod
-    def create(self, job: Job) -> None: ...
-
-    @abc.abstractmethod
-    def get(self, job_id: str) -> Job | None: ...
-
-    @abc.abstractmethod
-    def begin_attempt(self, job_id: str, *, lease_s: float, max_lost: int) -> Attempt:
-        """Start a run: queued → running under a new lease. A running job whose lease lapsed counts a
-        lost worker first (and fails once ``max_lost`` were lost); one whose lease is live is left alone."""
-
-    @abc.abstractmethod
-    def renew(self, job_id: str, run: str, *, lease_s: float) -> bool:
-        """Extend the lease of ``run``; False when the job is no longer this run's to finish."""
-
-    @abc.abstractmethod
-    def hand_back(self, job_id: str, run: str, *, deadline_s: float) -> bool:
-        """running → queued without counting a lost worker (a transient outage; a retry is on its way).
-        If no run starts within ``deadline_s``, the sweep sends the job again."""
-
-    @abc.abstractmethod
-    def sweep_leases(self, *, max_lost: int, limit: int = 100, resend_after_s: float = 60.0) -> list[tuple[str, Sweep]]:
-        """Act on every lapsed lease (see `Sweep`)."""
-
-    @abc.abstractmethod
-    def delete(self, job_id: str) -> None:
-        """Remove a record that was never enqueued (submission failed half-way)."""
-
-    @abc.abstractmethod
-    def set_progress(self, job_id: str, stage: str, done: int, total: int, *, run: str | None = None) -> JobStatus | None:
-        """Record progress; the status afterwards, None when the record is gone or ``run`` lost the lease."""
-
-    @abc.abstractmethod
-    def finish(self, job_id: str, status: JobStatus, *, error: str | None = None, result_key: str | None = None,
-               run: str | None = None) -> bool:
-        """Move an active job to a terminal status; False when it was no longer active (or, given ``run``,
-        no longer that run's)."""
-
-    @abc.abstractmethod
-    def list_for_client(self, client: str, *, status: JobStatus | None, offset: int, limit: int) -> tuple[list[Job], int]: ...
-
-    @abc.abstractmethod
-    def claim_idempotency_key(self, client: str, key: str, fingerprint: str, job_id: str) -> tuple[str, str]:
-        """Returns (job_id, fingerprint) stored under the key: ours if new, the first one otherwise."""
-
-    @abc.abstractmethod
-    def release_idempotency_key(self, client: str, key: str) -> None: ...
-
-    @abc.abstractmethod
-    def create_batch(self, batch: Batch) -> None: ...
-
-    @abc.abstractmethod
-    def get_batch(self, batch_id: str) -> Batch | None: ...
-
-    @abc.abstractmethod
-    def get_many(self, job_ids: Iterable[str]) -> list[Job | None]: ...
-
-    @abc.abstractmethod
-    def finished_before(self, cutoff: float, limit: int = 500) -> list[str]: ...
-
-    @abc.abstractmethod
-    def forget_finished(self, job_ids: list[str]) -> None: ...
-
-    @abc.abstractmethod
-    def status_counts(self) -> dict[str, int]: ...
-
-    @abc.abstractmethod
-    def ping(self) -> None: ...
-
-
 # Every script takes KEYS = job hash, status counters, leases (zset: job id → lease end), finished (zset).
 
 # Moves the job from `current` to `new`, keeping the counters and the lease and finished sets right.
@@ -220,6 +75,8 @@ local function move(current, new, now)
   if new ~= 'queued' and new ~= 'running' then
     redis.call('ZREM', KEYS[3], ARGV[1])
     if new ~= 'expired' then redis.call('ZADD', KEYS[4], now, ARGV[1]) end
+    -- Announce the end in the same atomic step: a waiting request wakes at once (api/job_reader.py).
+    redis.call('PUBLISH', KEYS[4] .. ':announce', ARGV[1])
   end
 end
 
@@ -230,7 +87,7 @@ local function lapse(now, max_lost, deadline)
   redis.call('HDEL', KEYS[1], 'lease_until')
   redis.call('ZADD', KEYS[3], deadline, ARGV[1])
   if lost >= max_lost then
-    redis.call('HSET', KEYS[1], 'finished_at', now, 'error',
+    redis.call('HSET', KEYS[1], 'finished_at', now, 'error_kind', 'worker_lost', 'error',
       'the worker running this job stopped ' .. lost .. ' times (killed or out of memory); giving up')
     move('running', 'failed', now)
     return 'failed'
@@ -311,7 +168,25 @@ return lapse(ARGV[2], tonumber(ARGV[3]), ARGV[4]) == 'failed' and 'failed' or 'r
 """
 
 
-class RedisJobStore(JobStore):
+# A client's page of jobs of one status, newest first, reading only each job's status field.
+# KEYS: the client's jobs (zset); ARGV: job key prefix, status, offset, limit. Returns {matches, page ids}.
+# It reads job hashes not passed as KEYS: fine on the one Redis instance this key layout (no hash tags) assumes.
+_PAGE_BY_STATUS = """
+local first, stop = tonumber(ARGV[3]), tonumber(ARGV[3]) + tonumber(ARGV[4])
+local matches, page = 0, {}
+for _, id in ipairs(redis.call('ZREVRANGE', KEYS[1], 0, -1)) do
+  if redis.call('HGET', ARGV[1] .. id, 'status') == ARGV[2] then
+    if matches >= first and matches < stop then page[#page + 1] = id end
+    matches = matches + 1
+  end
+end
+return {matches, page}
+"""
+
+
+class RedisJobStore:
+    """Job and batch records in Redis; every status change is one Lua step (counters, lease and finished sets)."""
+
     def __init__(self, client: redis.Redis, *, ttl_s: int, prefix: str = "dermq"):
         self.r = client
         self.ttl_s = ttl_s
@@ -321,6 +196,7 @@ class RedisJobStore(JobStore):
         self._renew = client.register_script(_RENEW)
         self._hand_back = client.register_script(_HAND_BACK)
         self._sweep = client.register_script(_SWEEP)
+        self._page_by_status = client.register_script(_PAGE_BY_STATUS)
 
     @classmethod
     def from_url(cls, url: str, *, ttl_s: int) -> "RedisJobStore":
@@ -350,16 +226,25 @@ class RedisJobStore(JobStore):
     def _keys(self, job_id: str) -> list[str]:
         return [self._job(job_id), self._counts, self._leases, self._finished]
 
+    @property
+    def finished_channel(self) -> str:
+        """Pub/sub channel on which every move to a terminal status publishes the job id (see `_MOVE`)."""
+        return f"{self._finished}:announce"
+
     # Records outlive their results by a day, so a client polling late reads "expired", not 404.
     @property
     def _record_ttl(self) -> int:
         return self.ttl_s + 86400
 
+    @property
+    def record_ttl(self) -> int:
+        """Seconds a job record is kept: what lives beside it (webhook deliveries) is kept as long."""
+        return self._record_ttl
+
     # --- jobs ---
     def create(self, job: Job) -> None:
-        fields = _encode(job)
         pipe = self.r.pipeline(transaction=True)
-        pipe.hset(self._job(job.id), mapping=fields)
+        pipe.hset(self._job(job.id), mapping=job.to_hash())
         pipe.expire(self._job(job.id), self._record_ttl)
         pipe.zadd(self._client_jobs(job.client), {job.id: job.created_at})
         pipe.expire(self._client_jobs(job.client), self._record_ttl)
@@ -368,13 +253,13 @@ class RedisJobStore(JobStore):
 
     def get(self, job_id: str) -> Job | None:
         raw = self.r.hgetall(self._job(job_id))
-        return _decode(raw) if raw else None
+        return Job.model_validate(raw) if raw else None
 
     def get_many(self, job_ids: Iterable[str]) -> list[Job | None]:
         pipe = self.r.pipeline(transaction=False)
         for job_id in job_ids:
             pipe.hgetall(self._job(job_id))
-        return [_decode(raw) if raw else None for raw in pipe.execute()]
+        return [Job.model_validate(raw) if raw else None for raw in pipe.execute()]
 
     def begin_attempt(self, job_id: str, *, lease_s: float, max_lost: int) -> Attempt:
         now, run = utcnow(), uuid.uuid4().hex
@@ -402,10 +287,16 @@ class RedisJobStore(JobStore):
         return None if status in ("missing", "superseded") else JobStatus(status)
 
     def finish(self, job_id: str, status: JobStatus, *, error: str | None = None, result_key: str | None = None,
-               run: str | None = None) -> bool:
+               run: str | None = None, error_kind: JobErrorKind | None = None,
+               progress: tuple[str, int, int] | None = None) -> bool:
+        """`progress`: the run's last (stage, done, total), recorded in the same step (see `set_progress`)."""
         fields: list[Any] = ["finished_at", repr(utcnow())]
+        if progress is not None:
+            fields += ["stage", progress[0], "done", progress[1], "total", progress[2]]
         if error is not None:
             fields += ["error", error]
+        if error_kind is not None:
+            fields += ["error_kind", error_kind.value]
         if result_key is not None:
             fields += ["result_key", result_key]
         allowed = "queued,running" if status is not JobStatus.expired else "succeeded,failed,cancelled"
@@ -417,9 +308,22 @@ class RedisJobStore(JobStore):
                                 args=[job_id, allowed, status.value, run or "", repr(utcnow()), *fields])
 
     def list_for_client(self, client: str, *, status: JobStatus | None, offset: int, limit: int) -> tuple[list[Job], int]:
-        ids = self.r.zrevrange(self._client_jobs(client), 0, -1)
-        jobs = [j for j in self.get_many(ids) if j is not None and (status is None or j.status == status)]
-        return jobs[offset : offset + limit], len(jobs)
+        """A page of the client's jobs, newest first, and how many there are; paged inside Redis, so only
+        the page's records are read. A record that vanished meanwhile is skipped."""
+        if limit < 1:  # ZREVRANGE would read an empty range's end (-1) as "to the last"
+            raise ValueError(f"limit must be at least 1, got {limit}")
+        index = self._client_jobs(client)
+        pipe = self.r.pipeline(transaction=True)
+        # Records expire a record TTL after they were created: drop their ids, so the total counts live jobs.
+        pipe.zremrangebyscore(index, "-inf", f"({utcnow() - self._record_ttl!r}")
+        if status is None:
+            pipe.zcard(index)
+            pipe.zrevrange(index, offset, offset + limit - 1)
+            _, total, ids = pipe.execute()
+        else:
+            self._page_by_status(keys=[index], args=[self._job(""), status.value, offset, limit], client=pipe)
+            _, (total, ids) = pipe.execute()
+        return [j for j in self.get_many(ids) if j is not None], int(total)
 
     def claim_idempotency_key(self, client: str, key: str, fingerprint: str, job_id: str) -> tuple[str, str]:
         k = f"{self.prefix}:idem:{client}:{key}"
@@ -445,11 +349,11 @@ class RedisJobStore(JobStore):
     # --- batches ---
     def create_batch(self, batch: Batch) -> None:
         key = f"{self.prefix}:batch:{batch.id}"
-        self.r.set(key, json.dumps(asdict(batch)), ex=self._record_ttl)
+        self.r.set(key, batch.model_dump_json(), ex=self._record_ttl)
 
     def get_batch(self, batch_id: str) -> Batch | None:
         raw = self.r.get(f"{self.prefix}:batch:{batch_id}")
-        return Batch(**json.loads(raw)) if raw else None
+        return Batch.model_validate_json(raw) if raw else None
 
     # --- retention and metrics ---
     def finished_before(self, cutoff: float, limit: int = 500) -> list[str]:
@@ -470,47 +374,3 @@ class RedisJobStore(JobStore):
 def new_id() -> str:
     return str(uuid.uuid4())
 
-
-def _encode(job: Job) -> dict[str, str]:
-    out: dict[str, str] = {}
-    for name, value in asdict(job).items():
-        if value is None:
-            continue
-        if name == "spec":
-            out[name] = json.dumps(value)
-        elif isinstance(value, JobStatus):
-            out[name] = value.value
-        elif isinstance(value, float):
-            out[name] = repr(value)
-        else:
-            out[name] = str(value)
-    out["status"] = job.status.value
-    return out
-
-
-def _decode(raw: dict[str, str]) -> Job:
-    def f(name: str) -> float | None:
-        return float(raw[name]) if raw.get(name) else None
-
-    return Job(
-        id=raw["id"],
-        client=raw["client"],
-        kind=raw["kind"],
-        status=JobStatus(raw["status"]),
-        created_at=float(raw["created_at"]),
-        queue=raw.get("queue", ""),
-        spec=json.loads(raw.get("spec", "{}")),
-        started_at=f("started_at"),
-        finished_at=f("finished_at"),
-        attempts=int(raw.get("attempts", 0)),
-        error=raw.get("error"),
-        stage=raw.get("stage"),
-        done=int(raw.get("done", 0)),
-        total=int(raw.get("total", 0)),
-        result_key=raw.get("result_key"),
-        batch_id=raw.get("batch_id"),
-        reference=raw.get("reference"),
-        run=raw.get("run"),
-        lease_until=f("lease_until"),
-        lost=int(raw.get("lost", 0)),
-    )

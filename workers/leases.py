@@ -20,7 +20,7 @@ from typing import Callable
 
 import redis
 
-from workers.jobs import Attempt, Begin, JobStore, Sweep
+from workers.jobs import Attempt, Begin, RedisJobStore, Sweep
 
 log = logging.getLogger(__name__)
 
@@ -36,7 +36,7 @@ class _Held:
 
 
 class LeaseKeeper:
-    def __init__(self, jobs: JobStore, resend: Resend, *, lease_s: float, max_lost: int):
+    def __init__(self, jobs: RedisJobStore, resend: Resend, *, lease_s: float, max_lost: int):
         self.jobs = jobs
         self.resend = resend
         self.lease_s = lease_s

@@ -21,16 +21,22 @@ from __future__ import annotations
 
 import logging
 import shutil
-from pathlib import Path
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Literal
 
 import torch
 
-from dermq.settings import Settings
+from core.settings import Settings
 from pipeline.catalogue import load_catalogue
 from pipeline.classify import Classifier
-from pipeline.models.bundle import SHIPPED_BUNDLES, BundleError, ModelBundle, load_bundle
+from pipeline.models.bundle import (
+    SHIPPED_BUNDLES,
+    BundleError,
+    ModelBundle,
+    load_bundle,
+)
+from pipeline.models.device import resolve_device
 from pipeline.segmentation import ClassicalSegmenter, LearnedSegmenter, Segmenter
 from workers import model_registry
 from workers.model_registry import BundleRef, Task
@@ -54,12 +60,6 @@ class ModelSource:
         if self.kind == "builtin":
             return f"builtin {self.task} default" + (f" ({Path(self.location).name})" if self.location else " (classical)")
         return f"{self.kind}:{self.location}"
-
-
-def resolve_device(requested: str) -> torch.device:
-    if requested == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(requested)
 
 
 def resolve_source(settings: Settings, store: ObjectStore, task: Task) -> ModelSource:

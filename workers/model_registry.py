@@ -17,7 +17,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
-from pipeline.models.bundle import MANIFEST_FILE, WEIGHTS_FILE, BundleError, BundleManifest, verify_bundle
+from pipeline.models.bundle import (
+    MANIFEST_FILE,
+    WEIGHTS_FILE,
+    BundleError,
+    BundleManifest,
+    verify_bundle,
+)
 from workers.storage import ObjectNotFound, ObjectStore
 
 Task = Literal["classification", "segmentation"]

@@ -1,4 +1,9 @@
-"""Per-process worker state: stores, the model behind its batcher, metrics and housekeeping threads."""
+"""Per-process worker state: stores, the model behind its batcher, metrics and housekeeping threads.
+
+The worker entry point (`dermq worker`) sets it up once with `init_runtime(settings, app)`: the
+settings it started with and the Celery app it built from them, which the runtime publishes
+through (webhook deliveries, resent jobs). Tasks reach it with `get_runtime()`.
+"""
 
 from __future__ import annotations
 
@@ -14,20 +19,22 @@ from typing import Any, Sequence
 
 import numpy as np
 import torch
+from celery import Celery
 
-from dermq import __version__
-from dermq.settings import Settings, get_settings
+from core import __version__
+from core.jobs import JobStatus
+from core.settings import Settings
 from pipeline.catalogue import load_catalogue
 from pipeline.classify import ClassifierOutput
 from pipeline.diagnosis import DiagnosisPipeline
 from pipeline.gate import GateProbs
 from pipeline.quality import QualityConfig
+from pipeline.segmentation import BatchedSegmenter, LearnedSegmenter, Segmenter
 from pipeline.severity.assessment import SeverityPipeline
 from workers import metrics
 from workers.batcher import DynamicBatcher
-from workers.jobs import WORKER_KEY_PREFIX, JobStatus, RedisJobStore
+from workers.jobs import WORKER_KEY_PREFIX, RedisJobStore, Sweep
 from workers.leases import LeaseKeeper, Resend
-from workers.model_registry import TASKS
 from workers.model_cache import (
     LoadedModel,
     LoadedSegmenter,
@@ -36,7 +43,10 @@ from workers.model_cache import (
     load_segmenter_from,
     resolve_source,
 )
+from workers.model_registry import TASKS
+from workers.serving_shape import serving_shape
 from workers.storage import ObjectStore, create_store
+from workers.webhooks import Notifier, notify_safely
 
 log = logging.getLogger(__name__)
 
@@ -53,27 +63,42 @@ class ModelSet:
         self.segmenter = segmenter
         quality = QualityConfig(min_score=settings.quality_min_score)
         model = classifier.classifier
+        self.shape = serving_shape(settings, model.device)
 
         def forward(items: Sequence[torch.Tensor]) -> list[ClassifierOutput]:
             return model.predict(torch.stack(list(items)))
 
         self.batcher: DynamicBatcher[torch.Tensor, ClassifierOutput] = DynamicBatcher(
             forward,
-            max_batch_size=settings.batch_max_size,
-            max_wait_s=settings.batch_max_wait_ms / 1000.0,
-            on_batch=metrics.observe_batch,
+            max_batch_size=self.shape.batch_max_size,
+            max_wait_s=self.shape.batch_max_wait_ms / 1000.0,
+            on_batch=metrics.batch_observer("classification"),
         )
         self.diagnosis = DiagnosisPipeline(
             load_catalogue(),
             classifier.bundle.manifest,
             preprocess=model.preprocess,
             predict=self.batcher.map,
+            submit=self.batcher.submit_all,  # quality views are made while the batch runs
             quality=quality,
             heatmap_top_k=settings.heatmap_top_k,
             heatmap_max_side=settings.heatmap_max_side,
             models=self.describe(),
         )
-        self.severity = SeverityPipeline(segmenter.segmenter, quality=quality, models=self.describe(),
+        # The U-Net, like the classifier, batched across the jobs in flight; the classical method has no network.
+        self.segmenter_batcher: DynamicBatcher[torch.Tensor, np.ndarray] | None = None
+        served: Segmenter = segmenter.segmenter
+        if isinstance(served, LearnedSegmenter):
+            learned = served
+            self.segmenter_batcher = DynamicBatcher(
+                lambda items: learned.predict(torch.stack(list(items))),
+                max_batch_size=self.shape.batch_max_size,
+                max_wait_s=self.shape.batch_max_wait_ms / 1000.0,
+                on_batch=metrics.batch_observer("segmentation"),
+                name="dermq-segmenter-batcher",
+            )
+            served = BatchedSegmenter(learned, lambda x: self.segmenter_batcher.map([x])[0])
+        self.severity = SeverityPipeline(served, quality=quality, models=self.describe(),
                                          gate=self._gate if model.has_gate else None)
 
     def _gate(self, rgb: np.ndarray) -> GateProbs | None:
@@ -89,11 +114,14 @@ class ModelSet:
 
     def close(self) -> None:
         self.batcher.close()
+        if self.segmenter_batcher is not None:
+            self.segmenter_batcher.close()
 
 
 class WorkerRuntime:
-    def __init__(self, settings: Settings):
+    def __init__(self, settings: Settings, app: Celery | None = None):
         self.settings = settings
+        self._app = app
         self.hostname = f"{socket.gethostname()}:{os.getpid()}"
         self._stop = threading.Event()
         self._models: ModelSet | None = None
@@ -114,6 +142,17 @@ class WorkerRuntime:
     def leases(self) -> LeaseKeeper:
         return LeaseKeeper(self.jobs, self._send_again, lease_s=self.settings.lease_s,
                            max_lost=self.settings.max_deliveries)
+
+    @property
+    def app(self) -> Celery:
+        """The Celery app this worker runs and publishes through (built by the entry point from its settings)."""
+        if self._app is None:
+            raise RuntimeError("this worker runtime was given no Celery app to publish tasks with")
+        return self._app
+
+    @cached_property
+    def notifier(self) -> Notifier:
+        return Notifier(self.jobs, self.app, self.settings)
 
     def _send_again(self, job_id: str, countdown: float, retries: int) -> None:
         if self._resend is None:
@@ -186,9 +225,9 @@ class WorkerRuntime:
             "device": str(models.classifier.classifier.device),
             "models": models.describe(),
             "modelError": self.model_error,
-            "batchMaxSize": self.settings.batch_max_size,
-            "batchMaxWaitMs": self.settings.batch_max_wait_ms,
-            "concurrency": self.settings.worker_concurrency,
+            "batchMaxSize": models.shape.batch_max_size,
+            "batchMaxWaitMs": models.shape.batch_max_wait_ms,
+            "concurrency": models.shape.concurrency,
         }
 
     # --- lifecycle ---
@@ -237,9 +276,13 @@ class WorkerRuntime:
             if time.monotonic() >= next_sweep:
                 next_sweep = time.monotonic() + self.settings.lease_sweep_s
                 try:
-                    self.leases.sweep()
+                    swept = self.leases.sweep()
                 except Exception as exc:
                     log.warning("lease sweep failed: %s", exc)
+                    continue
+                for job_id, outcome in swept:
+                    if outcome is Sweep.failed:  # its workers kept dying: an end like any other
+                        notify_safely(self.notifier.job_finished, job_id)
 
     def _model_poll_loop(self) -> None:
         while not self._stop.wait(self.settings.model_poll_s):
@@ -280,9 +323,19 @@ _runtime: WorkerRuntime | None = None
 _runtime_lock = threading.Lock()
 
 
-def get_runtime() -> WorkerRuntime:
+def init_runtime(settings: Settings, app: Celery) -> WorkerRuntime:
+    """Set up this process's runtime: the worker entry point's settings and the app it built from them."""
     global _runtime
     with _runtime_lock:
+        if _runtime is not None:
+            raise RuntimeError("the worker runtime is already set up in this process")
+        _runtime = WorkerRuntime(settings, app)
+        return _runtime
+
+
+def get_runtime() -> WorkerRuntime:
+    """This process's runtime, as the worker entry point set it up (`init_runtime`)."""
+    with _runtime_lock:
         if _runtime is None:
-            _runtime = WorkerRuntime(get_settings())
+            raise RuntimeError("no worker runtime in this process: start workers with `dermq worker`")
         return _runtime

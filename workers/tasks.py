@@ -1,4 +1,9 @@
-"""The one Celery task: run a job by id, safely under at-least-once delivery.
+"""The worker's Celery tasks: run a job by id, safely under at-least-once delivery, and deliver webhooks.
+
+Both are shared tasks: they belong to no app at import time and register on the app the worker
+entry point (`dermq worker`) builds from its settings, which imports this module; only workers
+import it, never the API. At run time a task publishes through its own app (`self.app`) or the
+one the runtime was given (`WorkerRuntime.app`).
 
 - Leased: a run holds its job's lease (`workers.leases`); a duplicate delivery of a
   leased job is dropped, a finished (or cancelled) one is acknowledged and dropped.
@@ -19,18 +24,27 @@ import time
 from typing import Any, Callable
 
 import redis
-from celery import Task, signals
+from celery import Task, shared_task, signals
 from celery.exceptions import Reject, Retry
 from celery.utils.time import get_exponential_backoff_interval
 from kombu.exceptions import OperationalError
 
+from core.jobs import AnalysisKind, Job, JobErrorKind, JobStatus, SeveritySpec
 from pipeline.diagnosis import ImageInput
 from pipeline.imaging import ImageRejected, decode_image
 from workers import metrics
-from workers.celery_app import RUN_JOB_TASK, celery_app
-from workers.jobs import Begin, Job, JobStatus
+from workers.celery_app import DELIVER_WEBHOOK_TASK, RUN_JOB_TASK
+from workers.jobs import Begin
 from workers.runtime import WorkerRuntime, get_runtime
 from workers.storage import ObjectNotFound, StorageUnavailable
+from workers.webhooks import (
+    EVENT_STATUSES,
+    AccountWebhooks,
+    Delivery,
+    DeliveryLog,
+    attempt_delivery,
+    notify_safely,
+)
 
 log = logging.getLogger(__name__)
 
@@ -57,32 +71,39 @@ def load_images(rt: WorkerRuntime, job: Job) -> list[ImageInput]:
     """One image at a time, each at the working resolution: a job's memory is bounded by its image count."""
     s = rt.settings
     return [
-        ImageInput(rgb=decode_image(rt.store.get_bytes(img["key"]), max_pixels=s.max_image_pixels,
+        ImageInput(rgb=decode_image(rt.store.get_bytes(img.key), max_pixels=s.max_image_pixels,
                                     min_side=s.min_image_side, max_aspect_ratio=s.max_aspect_ratio,
                                     max_side=s.decode_max_side),
-                   title=img.get("title"))
-        for img in job.spec["images"]
+                   title=img.title)
+        for img in job.spec.images
     ]
 
 
 def run_diagnosis(rt: WorkerRuntime, job: Job, progress: Callable[[str, int, int], None]) -> dict[str, Any]:
     pipeline = rt.diagnosis  # taken once: a model reload mid-job does not mix generations
-    progress("decode", 0, len(job.spec["images"]))
+    progress("decode", 0, len(job.spec.images))
     return pipeline.run(job.id, load_images(rt, job), progress)
 
 
 def run_severity(rt: WorkerRuntime, job: Job, progress: Callable[[str, int, int], None]) -> dict[str, Any]:
     pipeline = rt.severity
-    progress("decode", 0, len(job.spec["images"]))
-    return pipeline.run(job.id, job.spec, load_images(rt, job), progress)
+    spec = job.spec
+    assert isinstance(spec, SeveritySpec)  # the job's kind chose the model (core.jobs.SPEC_MODELS)
+    progress("decode", 0, len(spec.images))
+    return pipeline.run(job.id, spec, load_images(rt, job), progress)
 
 
-HANDLERS: dict[str, Handler] = {
-    "diagnosis-support": run_diagnosis,
-    "severity-assessment/automatic/local": run_severity,
-    "severity-assessment/automatic/global": run_severity,
-    "severity-assessment/manual": run_severity,
+HANDLERS: dict[AnalysisKind, Handler] = {
+    AnalysisKind.diagnosis: run_diagnosis,
+    AnalysisKind.severity_local: run_severity,
+    AnalysisKind.severity_global: run_severity,
+    AnalysisKind.severity_manual: run_severity,
 }
+
+
+# Progress reaches the job record at most this often (clients poll every 0.5-1 s); the rest of a fast
+# job's reports stay in memory, and the finishing step writes the last one.
+PROGRESS_WRITE_S = 0.1
 
 
 class _Progress:
@@ -92,14 +113,22 @@ class _Progress:
         self.rt, self.job, self.run = rt, job, run
         self.stage: str | None = None
         self.since = time.perf_counter()
+        self.last: tuple[str, int, int] | None = None  # the latest report, written or not
+        self.written_at: float | None = None
 
     def __call__(self, stage: str, done: int, total: int) -> None:
+        now = time.perf_counter()
         if stage != self.stage:
             self.close()
-            self.stage, self.since = stage, time.perf_counter()
-        if not self.rt.leases.holds(self.job.id, self.run) or (
-            self.rt.jobs.set_progress(self.job.id, stage, done, total, run=self.run) is not JobStatus.running
-        ):
+            self.stage, self.since = stage, now
+        self.last = (stage, done, total)
+        if not self.rt.leases.holds(self.job.id, self.run):  # in memory: checked at every report
+            raise JobCancelled(self.job.id)
+        if self.written_at is not None and now - self.written_at < PROGRESS_WRITE_S:
+            return
+        self.written_at = now
+        # The write also tells whether the job is still running: a cancellation stops the run here.
+        if self.rt.jobs.set_progress(self.job.id, stage, done, total, run=self.run) is not JobStatus.running:
             raise JobCancelled(self.job.id)
 
     def close(self) -> None:
@@ -107,8 +136,12 @@ class _Progress:
             metrics.STAGE_SECONDS.labels(self.job.kind, self.stage).observe(time.perf_counter() - self.since)
 
 
+def result_prefix(job: Job) -> str:
+    return f"results/{job.client}/{job.id}/"
+
+
 def result_key(job: Job, run: str) -> str:
-    return f"results/{job.client}/{job.id}/{run}.json"
+    return f"{result_prefix(job)}{run}.json"
 
 
 def execute_job(rt: WorkerRuntime, job_id: str) -> JobStatus | None:
@@ -142,7 +175,7 @@ def _run(rt: WorkerRuntime, job_id: str, run: str) -> JobStatus | None:
         return None
     handler = HANDLERS.get(job.kind)
     if handler is None:
-        return _fail(rt, job, run, f"no handler for job kind {job.kind!r}")
+        return _fail(rt, job, run, f"no handler for job kind {job.kind!r}", JobErrorKind.internal)
     progress = _Progress(rt, job, run)
     try:
         report = handler(rt, job, progress)
@@ -152,12 +185,12 @@ def _run(rt: WorkerRuntime, job_id: str, run: str) -> JobStatus | None:
     except TRANSIENT:
         raise
     except ObjectNotFound as exc:
-        return _fail(rt, job, run, f"input image is no longer stored ({exc}); resubmit the request")
+        return _fail(rt, job, run, f"input image is no longer stored ({exc}); resubmit the request", JobErrorKind.input)
     except ImageRejected as exc:
-        return _fail(rt, job, run, f"image could not be processed: {exc}")
+        return _fail(rt, job, run, f"image could not be processed: {exc}", JobErrorKind.input)
     except Exception as exc:  # a bug or a bad model must fail the job, not loop it
         log.exception("job %s failed", job_id)
-        return _fail(rt, job, run, f"internal error: {type(exc).__name__}: {exc}")
+        return _fail(rt, job, run, f"internal error: {type(exc).__name__}: {exc}", JobErrorKind.internal)
     finally:
         progress.close()
     key = result_key(job, run)
@@ -165,17 +198,21 @@ def _run(rt: WorkerRuntime, job_id: str, run: str) -> JobStatus | None:
         rt.store.put_json(key, report)
     except ValueError as exc:  # not JSON (NaN/Infinity): a bug, never a report that cannot be read back
         log.exception("job %s produced an unstorable report", job_id)
-        return _fail(rt, job, run, f"internal error: the report could not be stored: {exc}")
-    if not rt.jobs.finish(job_id, JobStatus.succeeded, result_key=key, run=run):
+        return _fail(rt, job, run, f"internal error: the report could not be stored: {exc}", JobErrorKind.internal)
+    if not rt.jobs.finish(job_id, JobStatus.succeeded, result_key=key, run=run, progress=progress.last):
         rt.store.delete(key)  # cancelled, or taken over after a lost lease: only our own key goes
         current = rt.jobs.get(job_id)
         return current.status if current else None
+    if job.attempts > 1:  # an earlier run may have stored its report and died before it could finish
+        for stale in rt.store.list(result_prefix(job)):
+            if stale.key != key:
+                rt.store.delete(stale.key)
     metrics.JOBS_FINISHED.labels(job.kind, "succeeded").inc()
     return JobStatus.succeeded
 
 
-def _fail(rt: WorkerRuntime, job: Job, run: str, error: str) -> JobStatus | None:
-    if rt.jobs.finish(job.id, JobStatus.failed, error=error, run=run):
+def _fail(rt: WorkerRuntime, job: Job, run: str, error: str, kind: JobErrorKind) -> JobStatus | None:
+    if rt.jobs.finish(job.id, JobStatus.failed, error=error, error_kind=kind, run=run):
         metrics.JOBS_FINISHED.labels(job.kind, "failed").inc()
         return JobStatus.failed
     current = rt.jobs.get(job.id)
@@ -188,13 +225,16 @@ def retry_countdown(rt: WorkerRuntime, retries: int) -> float:
                                                   settings.transient_backoff_max_s, full_jitter=False))
 
 
-@celery_app.task(name=RUN_JOB_TASK, bind=True)
+@shared_task(name=RUN_JOB_TASK, bind=True)
 def run_job(self: Task, job_id: str) -> None:
     rt = get_runtime()
     try:
-        execute_job(rt, job_id)
+        status = execute_job(rt, job_id)
     except TransientFailure as failure:
         _retry_later(self, rt, job_id, failure)
+        return
+    if status in EVENT_STATUSES:  # also for a redelivery of a finished job: its first run may have died first
+        notify_safely(rt.notifier.job_finished, job_id)
 
 
 def _retry_later(task: Task, rt: WorkerRuntime, job_id: str, failure: TransientFailure) -> None:
@@ -203,12 +243,13 @@ def _retry_later(task: Task, rt: WorkerRuntime, job_id: str, failure: TransientF
     if retries >= rt.settings.transient_retries:
         log.error("job %s: giving up after %d retries (%s)", job_id, retries, failure)
         try:
-            rt.jobs.finish(job_id, JobStatus.failed, run=failure.run,
+            rt.jobs.finish(job_id, JobStatus.failed, run=failure.run, error_kind=JobErrorKind.outage,
                            error=f"storage or broker unavailable after {retries} retries: {failure}")
         except TRANSIENT:
             rt.leases.defer(job_id, failure.run, countdown=retry_countdown(rt, retries), retries=retries)
             return
         rt.leases.release(job_id, failure.run)
+        notify_safely(rt.notifier.job_finished, job_id)
         return
     countdown = retry_countdown(rt, retries)
     log.warning("job %s hit an outage (%s); retry %d in %.0f s", job_id, failure, retries + 1, countdown)
@@ -229,10 +270,11 @@ def _retry_later(task: Task, rt: WorkerRuntime, job_id: str, failure: TransientF
 
 def resend(job_id: str, countdown: float, retries: int) -> None:
     """Publish a job's task again (the lease keeper's way to recover a job)."""
-    job = get_runtime().jobs.get(job_id)
+    rt = get_runtime()
+    job = rt.jobs.get(job_id)
     if job is not None:
-        celery_app.send_task(RUN_JOB_TASK, args=[job_id], queue=job.queue, task_id=job_id,
-                             countdown=countdown or None, retries=retries)
+        rt.app.send_task(RUN_JOB_TASK, args=[job_id], queue=job.queue, task_id=job_id,
+                         countdown=countdown or None, retries=retries)
 
 
 @signals.worker_init.connect
@@ -243,3 +285,18 @@ def _on_worker_init(**_: Any) -> None:
 @signals.worker_shutdown.connect
 def _on_worker_shutdown(**_: Any) -> None:
     get_runtime().stop()
+
+
+@shared_task(name=DELIVER_WEBHOOK_TASK, bind=True)
+def deliver_webhook(self: Task, payload: dict[str, Any]) -> None:
+    """One delivery attempt of a webhook event; retried through Celery with the backoff `attempt_delivery` chose."""
+    rt = get_runtime()
+    delivery = Delivery.model_validate(payload)
+    retries = self.request.retries
+    log_ = DeliveryLog(rt.jobs)
+    if not log_.claim_attempt(delivery.event_id, retries + 1):
+        return
+    countdown = attempt_delivery(delivery, retries + 1, settings=rt.settings, accounts=AccountWebhooks(rt.jobs.r),
+                                 log_=log_, retries=retries)
+    if countdown is not None:
+        raise self.retry(countdown=countdown, max_retries=None)

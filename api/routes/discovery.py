@@ -6,7 +6,7 @@ from fastapi.concurrency import run_in_threadpool
 from api.deps import ClientDep, JobClientDep, SettingsDep
 from api.errors import ApiError
 from api.schemas import error_responses
-from dermq import __version__
+from core import __version__
 from pipeline.catalogue import load_catalogue
 from pipeline.severity import body_sites
 from pipeline.severity.systems import SYSTEMS, systems_for_condition

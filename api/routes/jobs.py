@@ -2,15 +2,15 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Query, Request
 from fastapi.concurrency import run_in_threadpool
-from fastapi.responses import JSONResponse
 
-from api.analysis import result_or_error
+from api.analysis_route import report_response, result_or_error
 from api.deps import ClientDep, JobClientDep, JobReaderDep
 from api.errors import ApiError, not_found
-from api.schemas import error_responses
-from workers.jobs import JobStatus
+from api.schemas import FHIR_ALTERNATIVE, error_responses
+from core.jobs import JobStatus
+from core.reports import DiagnosticReport, SeverityReport
 
 router = APIRouter(prefix="/jobs", tags=["jobs"], responses=error_responses(401, 404, 409, 503))
 
@@ -31,12 +31,12 @@ async def get_job(job_id: str, client: ClientDep, reader: JobReaderDep):
     return job.public()
 
 
-@router.get("/{job_id}/result")
-async def get_result(job_id: str, client: ClientDep, jobs: JobClientDep):
+@router.get("/{job_id}/result", response_model=DiagnosticReport | SeverityReport, responses=FHIR_ALTERNATIVE)
+async def get_result(job_id: str, request: Request, client: ClientDep, jobs: JobClientDep):
     job = await run_in_threadpool(jobs.get, client, job_id)
     if job is None:
         raise not_found("job")
-    return JSONResponse(await run_in_threadpool(result_or_error, jobs, job))
+    return await report_response(request, await run_in_threadpool(result_or_error, jobs, job))
 
 
 @router.delete("/{job_id}")

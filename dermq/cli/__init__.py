@@ -7,6 +7,7 @@ import click
 from dermq import __version__
 from dermq.cli.accounts import accounts
 from dermq.cli.bench import bench
+from dermq.cli.bench_batching import batching
 from dermq.cli.bench_gate import gate
 from dermq.cli.bench_polling import polling
 from dermq.cli.bench_segmentation import segmentation
@@ -24,6 +25,7 @@ def main() -> None:
 
 
 bench.add_command(segmentation)
+bench.add_command(batching)
 bench.add_command(gate)
 bench.add_command(polling)
 for command in (up, api, worker, accounts, submit, bench, models, train, phantoms):

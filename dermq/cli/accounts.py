@@ -10,7 +10,7 @@ from api.accounts import AccountStore, generate_password
 
 
 def _store(accounts_file: Path | None, data_dir: Path | None) -> AccountStore:
-    from dermq.settings import Settings
+    from core.settings import Settings
 
     settings = Settings(**({"data_dir": data_dir} if data_dir else {}))
     return AccountStore(accounts_file or settings.effective_accounts_file)

@@ -32,22 +32,68 @@ def _forward_rate(classifier, images: list[Path], count: int, size: int) -> floa
 
 def bare_forward_rate(images: list[Path], count: int) -> tuple[float, float, int, str]:
     """Images/s of the worker's own classifier and of the EfficientNet-B0 224-px reference
-    (same images, batches of DERMQ_BATCH_MAX_SIZE), and the served model's name."""
-    from dermq.settings import get_settings
+    (same images, batches of the worker's batch size), and the served model's name."""
+    from core.settings import get_settings
     from pipeline.catalogue import load_catalogue
     from pipeline.classify import Classifier
     from pipeline.models.bundle import reference_bundle
     from workers.model_cache import load_classifier
+    from workers.serving_shape import serving_shape
     from workers.storage import create_store
 
     settings = get_settings()
     loaded = load_classifier(settings, create_store(settings))
-    size = settings.batch_max_size
+    size = serving_shape(settings, loaded.classifier.device).batch_max_size
     served = _forward_rate(loaded.classifier, images, count, size)
     reference = Classifier.from_bundle(reference_bundle(load_catalogue().codes), device=loaded.classifier.device)
     baseline = _forward_rate(reference, images, count, size)
     m = loaded.bundle.manifest
     return served, baseline, size, f"{m.name}@{m.version} ({m.architecture}, {m.input_size} px)"
+
+
+# The diagnosis pipeline's progress stages, timed from each stage's first report to the next stage's.
+_PIPELINE_STAGES = {"preprocess": "preprocess", "classification": "forward (batched; quality views alongside)",
+                    "quality": "quality (mediaValidity)", "explainability": "heat maps + per-image conclusions",
+                    "report": "report assembly"}
+
+
+def stage_profile(images: list[Path], count: int) -> dict[str, float]:
+    """Milliseconds per image of each stage a worker runs, in process, with the worker's own models and
+    settings: decode as the worker decodes stored bytes, the diagnosis pipeline timed through its
+    progress reports, and the segmenter severity jobs use."""
+    from core.settings import get_settings
+    from pipeline.diagnosis import ImageInput
+    from pipeline.imaging import decode_image
+    from workers.model_cache import load_classifier, load_segmenter_from, resolve_source
+    from workers.runtime import ModelSet
+    from workers.storage import create_store
+
+    settings = get_settings()
+    store = create_store(settings)
+    # The worker's own model set: its batcher (device batch size), its pipeline, its segmenter.
+    models = ModelSet(settings, load_classifier(settings, store),
+                      load_segmenter_from(resolve_source(settings, store, "segmentation"), settings, store))
+    pipeline, segmenter = models.diagnosis, models.severity.segmenter  # as severity jobs segment: batched
+    raw = [images[i % len(images)].read_bytes() for i in range(count)]
+    totals = dict.fromkeys(["decode", *_PIPELINE_STAGES.values(), "segmentation"], 0.0)
+    for rep in range(2):  # the first round warms up (allocations, oneDNN kernels); the second is measured
+        totals = dict.fromkeys(totals, 0.0)
+        began = time.perf_counter()
+        decoded = [decode_image(b, max_pixels=settings.max_image_pixels, min_side=settings.min_image_side,
+                                max_aspect_ratio=settings.max_aspect_ratio, max_side=settings.decode_max_side) for b in raw]
+        totals["decode"] = time.perf_counter() - began
+        marks: list[tuple[str, float]] = []
+        pipeline.run("bench", [ImageInput(rgb) for rgb in decoded],
+                     lambda stage, done, total: marks.append((stage, time.perf_counter())))
+        marks.append(("end", time.perf_counter()))
+        for (stage, at), (_, nxt) in zip(marks, marks[1:]):
+            totals[_PIPELINE_STAGES[stage]] += nxt - at
+        began = time.perf_counter()
+        for rgb in decoded:
+            segmenter.segment(rgb)
+        totals["segmentation"] = time.perf_counter() - began
+    models.close()
+    return {stage: 1000.0 * seconds / count for stage, seconds in totals.items()}
 
 
 def end_to_end(client: DermqClient, images: list[Path], count: int, sync_requests: int) -> dict[str, float]:
@@ -76,7 +122,7 @@ def end_to_end(client: DermqClient, images: list[Path], count: int, sync_request
 @click.group(invoke_without_command=True)
 @click.pass_context
 def bench(ctx: click.Context) -> None:
-    """Benchmarks: `service` (the default), `segmentation`, `gate` and `polling`."""
+    """Benchmarks: `service` (the default), `batching`, `segmentation`, `gate` and `polling`."""
     if ctx.invoked_subcommand is None:
         ctx.invoke(service)
 
@@ -98,6 +144,8 @@ def service(image_dir: Path | None, count: int, sync_requests: int, url: str | N
     console = Console()
     console.print(f"bare model forward pass on {len(images)} images...")
     bare, baseline, batch_size, served = bare_forward_rate(images, max(count, 64))
+    console.print("per-stage timing in process...")
+    stages = stage_profile(images, min(count, 40))
     if url:
         e2e = end_to_end(DermqClient(url, username=username, password=password), images, count, sync_requests)
     else:
@@ -116,3 +164,12 @@ def service(image_dir: Path | None, count: int, sync_requests: int, url: str | N
     table.add_row(f"sync request p50 ({sync_requests} requests)", f"{1000 * e2e['p50']:.0f} ms")
     table.add_row("sync request p95", f"{1000 * e2e['p95']:.0f} ms")
     console.print(table)
+    per_image = Table(title="per image, in process (ms)")
+    per_image.add_column("stage")
+    per_image.add_column("ms", justify="right")
+    for stage, ms in stages.items():
+        per_image.add_row(stage, f"{ms:.1f}")
+    forward = stages[_PIPELINE_STAGES["classification"]]
+    around = sum(ms for stage, ms in stages.items() if stage not in (_PIPELINE_STAGES["classification"], "segmentation"))
+    per_image.add_row("around the model (decode to report) / forward", f"{around / forward:.2f}x")
+    console.print(per_image)

@@ -122,8 +122,8 @@ def create_jobs(client: DermqClient, images: list[Path], count: int) -> list[str
 @contextmanager
 def embedded_service(console: Console) -> Iterator[tuple[str, str, str]]:
     """A throw-away `dermq up` (Redis, one worker, the API) in a temporary data dir: (url, username, password)."""
+    from core.settings import Settings
     from dermq.embedded import EmbeddedStack, ensure_dev_account, free_port
-    from dermq.settings import Settings
 
     with tempfile.TemporaryDirectory(prefix="dermq-bench-") as tmp:
         settings = Settings(data_dir=Path(tmp))

@@ -15,7 +15,7 @@ import click
 from rich.console import Console
 from rich.table import Table
 
-from dermq.settings import Settings
+from core.settings import Settings
 
 console = Console()
 

@@ -21,7 +21,7 @@ def _codes(value: str | None) -> list[str] | None:
 @click.option("--classes", default=None, help="Comma-separated ICD-11 codes (default: every phantom class).")
 def phantoms(out: Path, count: int, seed: int, size: int, classes: str | None) -> None:
     """Synthetic skin photographs with exact ground truth (lesion masks, ICD-11 labels, severity signs)."""
-    from pipeline.phantoms import PHANTOM_CLASSES, export_dataset
+    from training.phantoms import PHANTOM_CLASSES, export_dataset
 
     codes = _codes(classes)
     unknown = [code for code in codes or [] if code not in PHANTOM_CLASSES]

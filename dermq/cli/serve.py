@@ -1,4 +1,9 @@
-"""`dermq up` (everything, embedded), `dermq api` and `dermq worker` (the parts, for production)."""
+"""`dermq up` (everything, embedded), `dermq api` and `dermq worker` (the parts, for production).
+
+`dermq worker` is the worker's entry point, the one place a worker's Celery app is built: from the
+settings it starts with (`create_celery(settings)`), with the tasks of `workers.tasks` registered on
+it, handed to the worker runtime and run. Nothing builds a Celery app at import time.
+"""
 
 from __future__ import annotations
 
@@ -11,13 +16,13 @@ from pathlib import Path
 
 import click
 
-from dermq.settings import Settings
+from core.settings import Settings
 
 
 def _settings(data_dir: Path | None) -> Settings:
     if data_dir is not None:
         os.environ["DERMQ_DATA_DIR"] = str(data_dir)
-    from dermq.settings import get_settings
+    from core.settings import get_settings
 
     get_settings.cache_clear()
     return get_settings()
@@ -28,7 +33,9 @@ def _settings(data_dir: Path | None) -> Settings:
 @click.option("--port", default=8000, show_default=True, type=int)
 @click.option("--data-dir", type=click.Path(path_type=Path), help="Default: $DERMQ_DATA_DIR or ./data")
 @click.option("--workers", default=1, show_default=True, type=int, help="Worker processes.")
-def up(host: str, port: int, data_dir: Path | None, workers: int) -> None:
+@click.option("--verbose", is_flag=True, help="Show the parts' output (Redis, API, workers) here instead of in "
+              "<data dir>/logs/<part>.log.")
+def up(host: str, port: int, data_dir: Path | None, workers: int, verbose: bool) -> None:
     """Start Redis (embedded unless DERMQ_REDIS_URL is set), a worker and the API, restarting any part that
     exits; Ctrl-C stops all."""
     from dermq.embedded import EmbeddedStack, ensure_dev_account
@@ -36,7 +43,7 @@ def up(host: str, port: int, data_dir: Path | None, workers: int) -> None:
     settings = _settings(data_dir)
     _check_startup(settings, host)  # also creates <data_dir>/jwt-secret, once, unless DERMQ_JWT_SECRET is set
     username, password = ensure_dev_account(settings)
-    stack = EmbeddedStack(settings, host=host, port=port, workers=workers)
+    stack = EmbeddedStack(settings, host=host, port=port, workers=workers, quiet=not verbose)
     # The supervisor's notes (a part exited, restarted) go to the terminal beside the parts' own output.
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s %(message)s")
     logging.getLogger("dermq.embedded").setLevel(logging.INFO)
@@ -50,21 +57,23 @@ def up(host: str, port: int, data_dir: Path | None, workers: int) -> None:
 
     handled = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
     previous = {signum: signal.getsignal(signum) for signum in handled}
+    # Ctrl-C always stops the stack, even when started from a process that ignores SIGINT (a script's
+    # background job inherits SIG_IGN, and so would every part started from it).
+    signal.signal(signal.SIGINT, _stop)
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, handled)  # nor blocked (a blocked mask is inherited too)
     for signum in (signal.SIGTERM, signal.SIGHUP):
         if previous[signum] is not signal.SIG_IGN:  # under nohup a closed terminal still stops nothing
             signal.signal(signum, _stop)
     try:
         click.echo("starting dermq (Redis, worker, API)...")
-        stack.start()
-        stack.supervise()  # a part that exits is restarted with backoff; nothing else stops the stack
-        stack.wait_for_workers()
-        click.echo(
-            f"\ndermq is running at {stack.url}  (API docs: {stack.url}/docs)\n"
-            f"  data directory: {settings.data_dir.resolve()}\n"
-            f"  development account: username={username} password={password}\n"
-            f"  log in:  curl -s -X POST {stack.url}/login -d username={username} -d password={password}\n"
-            "Press Ctrl-C to stop.\n"
-        )
+        try:
+            stack.start()
+            stack.supervise()  # a part that exits is restarted with backoff; nothing else stops the stack
+            stack.wait_for_workers()
+        except (RuntimeError, TimeoutError) as exc:
+            where = "the output above" if verbose else f"the logs in {stack.log_dir.resolve()}"
+            raise click.ClickException(f"dermq did not start: {exc}; see {where}") from None
+        click.echo(_status_block(stack, username, password, verbose))
         while True:
             time.sleep(1)
     except KeyboardInterrupt:
@@ -78,6 +87,26 @@ def up(host: str, port: int, data_dir: Path | None, workers: int) -> None:
             if handler is not None:  # None: set outside Python, nothing to put back
                 signal.signal(signum, handler)
         click.echo("stopped.")
+
+
+def _status_block(stack, username: str, password: str, verbose: bool) -> str:
+    """What a person needs once the stack is ready, printed once."""
+    from dermq.embedded import DEV_CREDENTIALS_FILE
+
+    settings = stack.settings
+    kept = ("from DERMQ_DEV_PASSWORD" if settings.dev_password is not None
+            else f"kept in {(settings.data_dir / DEV_CREDENTIALS_FILE).resolve()}")
+    rows = [
+        ("URL", stack.url),
+        ("viewer", f"{stack.url}/ui"),
+        ("API docs", f"{stack.url}/docs"),
+        ("account", f"{username}  password {password}  ({kept})"),
+        ("data directory", str(settings.data_dir.resolve())),
+        ("logs", "this terminal (--verbose)" if verbose else str(stack.log_dir.resolve())),
+        ("log in", f"curl -s -X POST {stack.url}/login -d username={username} -d password={password}"),
+    ]
+    lines = [f"  {name + ':':<16}{value}" for name, value in rows]
+    return "\n".join(["", "dermq is running", *lines, "Press Ctrl-C to stop.", ""])
 
 
 def _check_startup(settings: Settings, host: str) -> None:
@@ -103,8 +132,8 @@ def api(host: str, port: int, processes: int) -> None:
 
 
 @click.command()
-@click.option("--concurrency", type=int, help="Jobs in flight (threads); default DERMQ_WORKER_CONCURRENCY.")
-@click.option("--queues", help="Comma-separated, highest priority first; default interactive,batch.")
+@click.option("--concurrency", type=int, help="Jobs in flight (threads); default DERMQ_WORKER_CONCURRENCY, else the device's default.")
+@click.option("--queues", help="Comma-separated, highest priority first; default interactive,webhooks,batch.")
 @click.option("--loglevel", default="INFO", show_default=True)
 def worker(concurrency: int | None, queues: str | None, loglevel: str) -> None:
     """Run one worker process (one per GPU): loads the model once, batches images across jobs."""
@@ -112,21 +141,23 @@ def worker(concurrency: int | None, queues: str | None, loglevel: str) -> None:
     settings.check_production()
     logging.basicConfig(level=loglevel.upper(), stream=sys.stderr,
                         format="%(asctime)s %(levelname)s %(name)s %(message)s")
-    import workers.tasks  # noqa: F401  (registers the task and the start-up hooks)
+    import workers.tasks  # noqa: F401  (the shared tasks, registered on the app below, and the start-up hooks)
     from pipeline.models.bundle import BundleError
-    from workers.celery_app import celery_app
-    from workers.runtime import get_runtime
+    from workers.celery_app import create_celery
+    from workers.runtime import init_runtime
 
+    app = create_celery(settings)
+    runtime = init_runtime(settings, app)
     try:  # before taking any task: a bad bundle stops the worker here with its reason
-        get_runtime().models
+        shape = runtime.models.shape  # batch size and threads suit the device the model landed on
     except (BundleError, ValueError) as exc:
         raise click.ClickException(f"cannot load the configured model: {exc}") from None
 
-    queue_list = queues or f"{settings.queue_interactive},{settings.queue_batch}"
-    celery_app.worker_main([
+    queue_list = queues or ",".join(settings.worker_queues)
+    app.worker_main([
         "worker",
         "--pool=threads",
-        f"--concurrency={concurrency or settings.worker_concurrency}",
+        f"--concurrency={concurrency or shape.concurrency}",
         f"--queues={queue_list}",
         f"--loglevel={loglevel}",
         f"--hostname=dermq-{os.getpid()}@%h",

@@ -8,7 +8,6 @@ from typing import Any
 
 import click
 
-
 # Flags every trainer takes the same way; their names are the config fields.
 _OUT = click.option("--out", type=click.Path(file_okay=False, path_type=Path), required=True, help="Bundle directory to write.")
 _RUN_OPTIONS = [
@@ -75,7 +74,12 @@ def _report(result: Any, header: str) -> None:  # noqa: ANN401 (training.engine.
 def _run(kind: str, fields: dict[str, Any]) -> None:
     # Imported here so `dermq --help` and the API image never load torch.
     from pipeline.models.bundle import BundleError
-    from training import ClassifierTrainConfig, SegmenterTrainConfig, train_classifier, train_segmenter
+    from training import (
+        ClassifierTrainConfig,
+        SegmenterTrainConfig,
+        train_classifier,
+        train_segmenter,
+    )
 
     fields["patience"] = fields["patience"] or None
     try:
@@ -139,6 +143,10 @@ def _run_recipe(kind: str, fields: dict[str, Any]) -> None:
 
 @train.command("dermoscopy-classifier")
 @_recipe_options
+@click.option("--restart-epochs", type=int, default=None, help="Epochs of the second (warm-restart) cycle; 0: one cycle. Default: the recipe's.")
+@click.option("--init-from", type=click.Path(exists=True, file_okay=False, path_type=Path), default=None,
+              help="Start the second cycle from this classifier bundle (the first cycle's output) instead of running the first.")
+@click.option("--version", default=None, help="Bundle version string. Default: the recipe's.")
 def dermoscopy_classifier(**fields: Any) -> None:
     """Rebuild the default classifier: EfficientNet-Lite0 from ImageNet on HAM10000 + ISIC 2017."""
     _run_recipe("classifier", fields)

@@ -11,6 +11,7 @@ RUN python -m venv /opt/venv
 ENV PATH=/opt/venv/bin:$PATH
 WORKDIR /src
 COPY pyproject.toml README.md ./
+COPY core ./core
 COPY dermq ./dermq
 COPY api ./api
 COPY workers ./workers

@@ -34,6 +34,7 @@ RUN pip install --index-url "$TORCH_INDEX_URL" "torch${TORCH_VERSION:+==$TORCH_V
 
 WORKDIR /src
 COPY pyproject.toml README.md ./
+COPY core ./core
 COPY dermq ./dermq
 COPY api ./api
 COPY workers ./workers

@@ -12,7 +12,6 @@ from __future__ import annotations
 import hashlib
 import math
 import os
-from pipeline.fileio import atomic_write
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -21,11 +20,19 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import torch
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 from safetensors.torch import load as st_load
 from safetensors.torch import save as st_save
 from torch import Tensor, nn
 
+from core.fileio import atomic_write
 from pipeline.models.efficientnet import efficientnet
 from pipeline.models.efficientnet_lite import efficientnet_lite0
 from pipeline.models.lite_unet import unet_lite0

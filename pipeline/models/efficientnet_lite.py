@@ -68,11 +68,14 @@ class Conv2dSame(nn.Conv2d):
 
     def forward(self, x: Tensor) -> Tensor:
         k, s = self.kernel_size[0], self.stride[0]
+        if s == 1 and k % 2:  # SAME at stride 1, odd kernel, is symmetric: the convolution pads itself, no padded copy
+            return F.conv2d(x, self.weight, self.bias, 1, (k - 1) // 2, self.dilation, self.groups)
         top, bottom = self._pad(x.shape[-2], k, s)
         left, right = self._pad(x.shape[-1], k, s)
         if top or bottom or left or right:
             x = F.pad(x, (left, right, top, bottom))
-        return F.conv2d(x, self.weight, None, self.stride, 0, self.dilation, self.groups)
+        # The bias is None until `fold_batchnorm` folds the following BatchNorm into this convolution.
+        return F.conv2d(x, self.weight, self.bias, self.stride, 0, self.dilation, self.groups)
 
 
 class ConvBNReLU6(nn.Sequential):

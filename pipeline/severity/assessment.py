@@ -21,17 +21,30 @@ from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
 
-
+from core.jobs import CatalogueCondition, SeveritySite, SeveritySpec
 from pipeline.catalogue import load_catalogue
 from pipeline.codes import additional_data, ai_confidence, local_code
 from pipeline.diagnosis import ImageInput, envelope
 from pipeline.gate import GateProbs
-from pipeline.masks import ANNOTATION_TITLE, MaskMap, annotated_attachment, map_attachments, mask_attachments
+from pipeline.masks import (
+    ANNOTATION_TITLE,
+    MaskMap,
+    annotated_attachment,
+    map_attachments,
+    mask_attachments,
+)
 from pipeline.quality import QualityConfig, assess_media_validity
 from pipeline.segmentation import ClassicalSegmenter, Segmentation, Segmenter
 from pipeline.severity import systems as catalogue
 from pipeline.severity.body_sites import body_surface_share
-from pipeline.severity.signs import DETECTION_CLASSES, SIGNS, WOUND_MAPS, Detection, SignEstimate, estimate_signs
+from pipeline.severity.signs import (
+    DETECTION_CLASSES,
+    SIGNS,
+    WOUND_MAPS,
+    Detection,
+    SignEstimate,
+    estimate_signs,
+)
 from pipeline.severity.systems import SYSTEMS, Item, ScoringSystem
 from pipeline.skin import skin_region
 
@@ -149,25 +162,25 @@ class SeverityPipeline:
         self.quality = quality
         self.models = models or []
 
-    def run(self, report_id: str, spec: Mapping[str, Any], images: Sequence[ImageInput],
+    def run(self, report_id: str, spec: SeveritySpec, images: Sequence[ImageInput],
             progress: ProgressFn | None = None) -> dict[str, Any]:
         started = time.perf_counter()
         step = progress or (lambda stage, done, total: None)
-        system = SYSTEMS[spec["system"]]
-        sites = spec["sites"]
+        system = SYSTEMS[spec.system]
+        sites = spec.sites
         results: list[SiteResult] = []
         for i, site in enumerate(sites):
             step("assessment", i, len(sites))
-            image = images[site["image"]] if site.get("image") is not None else None
+            image = images[site.image] if site.image is not None else None
             results.append(self._site(system, site, image))
         step("scoring", 0, 1)
-        body = self._report(system, spec["mode"], results)
+        body = self._report(system, spec.mode, results)
         report = envelope(report_id, started)
         report.update(body)
-        if condition := spec.get("condition"):
+        if condition := spec.condition:
             # A catalogue condition, or the client's own text for systems that score any finding (nsil).
-            concept = load_catalogue().get(condition["code"]).concept() if "code" in condition else {
-                "text": condition["text"]}
+            concept = (load_catalogue().get(condition.code).concept() if isinstance(condition, CatalogueCondition)
+                       else {"text": condition.text})
             report["knownCondition"] = {"conclusion": concept}
         report["device"] = {"models": self.models}
         warnings = [INVALID_IMAGE_WARNING.format(site=r.body_site or "the site")
@@ -177,9 +190,9 @@ class SeverityPipeline:
         return report
 
     # --- one body site ---
-    def _site(self, system: ScoringSystem, site: Mapping[str, Any], image: ImageInput | None) -> SiteResult:
-        given = {k: float(v) for k, v in site["items"].items()}
-        result = SiteResult(site.get("bodySite"), dict(given))
+    def _site(self, system: ScoringSystem, site: SeveritySite, image: ImageInput | None) -> SiteResult:
+        given = site.items  # the client's answers; the estimates go into a copy
+        result = SiteResult(site.body_site, dict(given))
         if image is None or not system.automatic:
             return result
         rgb = image.rgb

@@ -32,7 +32,7 @@ them in `SignEstimate.maps`, float 0..1 at the size they were computed at, for
 the report's mask attachments.
 
 aiConfidence is each estimator's measured reliability on phantoms
-(`pipeline.phantoms`) with known truth: the 95 % Wilson lower bound of the
+(`training.phantoms`) with known truth: the 95 % Wilson lower bound of the
 hit rate in MEASURED, capped for signs a photo or the phantoms do not show well.
 """
 
@@ -46,10 +46,10 @@ import cv2
 import numpy as np
 from scipy import ndimage
 
-from pipeline.phantoms import PHANTOM_CLASSES, Phantom, make_phantom
 from pipeline.quality import wilson_lower_bound
+from pipeline.resize import fitted_shape, nearest_mask, shrink
 from pipeline.severity.systems import SIGN_KINDS, WOUND_BOOLEANS, SignKind
-from pipeline.skin import skin_region, vignette_mask
+from pipeline.skin import fill_holes, skin_region, vignette_mask
 
 Anchors = tuple[tuple[float, float], ...]
 
@@ -112,7 +112,7 @@ class SignEstimate:
 
 # Measured reliability on phantoms: (hits, trials) of `measure_reliability(per_sign=150, seed=2024)`
 # (sides 128-320 px, all skin types, both modalities; count signs with the whole frame as the lesion),
-# reproduce with `python -m pipeline.severity.signs 150 2024` (~80 s on one core). A hit: ordinal grade
+# reproduce with `python -m training.sign_reliability 150 2024` (~80 s on one core). A hit: ordinal grade
 # (round(4 x value)) within ±1 of the truth's grade; count within ±max(1, 20 %); percent within
 # ±max(3 points, 15 %).
 MEASURED: dict[str, tuple[int, int]] = {
@@ -153,7 +153,7 @@ def confidence_of(sign: str) -> float:
     return round(min(measured, CAPS.get(sign, 100.0)), 1)
 
 
-def _on(anchors: Anchors, x: float) -> float:
+def on_anchors(anchors: Anchors, x: float) -> float:
     xs, ys = zip(*anchors)
     return float(np.interp(x, xs, ys))
 
@@ -301,20 +301,17 @@ class _Scene:
         red = cv2.morphologyEx(red.astype(np.uint8), cv2.MORPH_OPEN, np.ones((2, 2), np.uint8))
         bridged = cv2.morphologyEx(red, cv2.MORPH_CLOSE, _disk(max(2, round(2 * self.px))))
         red |= (bridged.astype(bool) & self.hair).astype(np.uint8)
-        filled = _fill_holes(red)
+        filled = fill_holes(red.astype(bool)).astype(np.uint8)
         n, labels, stats, _ = cv2.connectedComponentsWithStats(filled, connectivity=8)
         return n, labels, stats
 
     @cached_property
     def working(self) -> _Scene:
         """This scene with its long side at most WORK_SIDE (itself when already that small)."""
-        h, w = self.rgb.shape[:2]
-        scale = WORK_SIDE / max(h, w)
-        if scale >= 1.0:
+        hw = fitted_shape(self.rgb.shape, WORK_SIDE)
+        if hw == self.rgb.shape[:2]:
             return self
-        size = (max(1, round(w * scale)), max(1, round(h * scale)))
-        shrink = lambda m: cv2.resize(m.astype(np.uint8), size, interpolation=cv2.INTER_NEAREST).astype(bool)
-        return _Scene(cv2.resize(self.rgb, size, interpolation=cv2.INTER_AREA), shrink(self.lesion), shrink(self.skin))
+        return _Scene(shrink(self.rgb, WORK_SIDE), nearest_mask(self.lesion, hw), nearest_mask(self.skin, hw))
 
     @cached_property
     def wound(self) -> _Wound:
@@ -328,14 +325,6 @@ def _hysteresis(low: np.ndarray, high: np.ndarray) -> np.ndarray:
     keep[np.unique(labels[high & low])] = True
     keep[0] = False
     return keep[labels]
-
-
-def _fill_holes(mask: np.ndarray) -> np.ndarray:
-    """Fill enclosed holes (a wheal's pale centre, a pustule's head) by flooding the background from outside."""
-    padded = np.pad(mask.astype(np.uint8), 1)
-    outside = padded.copy()
-    cv2.floodFill(outside, None, (0, 0), 1)
-    return (padded | (1 - outside))[1:-1, 1:-1].astype(np.uint8)
 
 
 # ---------------------------------------------------------------- ordinal signs
@@ -352,7 +341,7 @@ def _erythema_measure(s: _Scene) -> dict[str, float]:
 
 def _erythema(s: _Scene) -> tuple[float, dict[str, float]]:
     m = _erythema_measure(s)
-    return _on(ERYTHEMA_ANCHORS, m["deltaA"]), m
+    return on_anchors(ERYTHEMA_ANCHORS, m["deltaA"]), m
 
 
 def _scale_share(s: _Scene) -> float:
@@ -361,7 +350,7 @@ def _scale_share(s: _Scene) -> float:
 
 def _desquamation(s: _Scene) -> tuple[float, dict[str, float]]:
     share = _scale_share(s)
-    return _on(SCALE_ANCHORS, share), {"scaleFraction": share}
+    return on_anchors(SCALE_ANCHORS, share), {"scaleFraction": share}
 
 
 def _relief(s: _Scene) -> float:
@@ -501,7 +490,7 @@ def _counted(s: _Scene, detections: list[Detection]) -> tuple[float, dict[str, f
 
 def _pustulation(s: _Scene) -> tuple[float, dict[str, float]]:
     count = len(_pustule_detections(s))
-    return _on(PUSTULATION_ANCHORS, count), {"pustules": float(count)}
+    return on_anchors(PUSTULATION_ANCHORS, count), {"pustules": float(count)}
 
 
 # ---------------------------------------------------------------- percentages
@@ -586,7 +575,7 @@ def _wound_bed(s: _Scene, colours: dict[str, np.ndarray]) -> np.ndarray:
     tissue = cv2.morphologyEx(np.maximum.reduce(list(colours.values())).astype(np.float32), cv2.MORPH_OPEN, _disk(r))
     near_skin = _grow(s.skin, max(3, round(s.side / 20))) | s.lesion
     bed = cv2.morphologyEx(((tissue >= 0.5) & near_skin & s.field).astype(np.uint8), cv2.MORPH_CLOSE, _disk(2 * r))
-    n, labels, stats, _ = cv2.connectedComponentsWithStats(_fill_holes(bed), connectivity=8)
+    n, labels, stats, _ = cv2.connectedComponentsWithStats(fill_holes(bed.astype(bool)).astype(np.uint8), connectivity=8)
     big = np.zeros(n, bool)
     big[1:] = stats[1:, cv2.CC_STAT_AREA] >= max(30, 0.002 * labels.size)
     touching = np.zeros(n, bool)
@@ -799,78 +788,3 @@ def estimate_signs(rgb: np.ndarray, lesion: np.ndarray, skin: np.ndarray | None,
                                  {k: round(float(v), 3) for k, v in measure.items()}, detections,
                                  MAPPERS[sign](scene) if sign in MAPPERS else {})
     return out
-
-
-# ---------------------------------------------------------------- reliability on phantoms
-
-
-@dataclass(frozen=True)
-class _Trial:
-    """How a sign is measured: which phantoms, drawn how, and the true value the estimate must hit."""
-
-    classes: tuple[str, ...]
-    params: Callable[[np.random.Generator], dict[str, float]]
-    truth: Callable[[Phantom], float]
-    whole_frame: bool = False  # counts: the lesion mask is the whole frame, so the blobs must be found by colour
-
-
-RED_CLASSES = ("EA90", "EB00", "ED80", "ED92.0")
-_SCALE_TRIAL = _Trial(("EA90",), lambda r: {"scale": r.uniform(0.0, 0.7)}, lambda p: _on(SCALE_ANCHORS, p.scale_fraction))
-
-
-def _count_trial(code: str, most: int, truth: Callable[[Phantom], float]) -> _Trial:
-    return _Trial((code,), lambda r: {"count": int(r.integers(0, most + 1))}, truth, whole_frame=True)
-
-
-TRIALS: dict[str, _Trial] = {
-    "erythema": _Trial(RED_CLASSES, lambda r: {"redness": r.uniform(0.0, 26.0)},
-                       lambda p: _on(ERYTHEMA_ANCHORS, p.erythema_delta_a)),
-    "desquamation": _SCALE_TRIAL,
-    "dryness": _SCALE_TRIAL,
-    "pustulation": _count_trial("ED80", 30, lambda p: _on(PUSTULATION_ANCHORS, len(p.pustules))),
-    "wheals": _count_trial("EB00", 20, lambda p: len(p.spots)),
-    "acneLesions": _count_trial("ED80", 30, lambda p: len(p.spots)),
-    "pustules": _count_trial("ED80", 30, lambda p: len(p.pustules)),
-    "nodules": _count_trial("ED92.0", 8, lambda p: len(p.spots)),
-    "lesionArea": _Trial(tuple(PHANTOM_CLASSES), lambda r: {},
-                         lambda p: 100.0 * p.mask.sum() / max(int(p.field_of_view.sum()), 1)),
-    "hairLoss": _Trial(("ED70.2",), lambda r: {"count": int(r.integers(0, 4))}, lambda p: 100 * p.hair_loss_fraction),
-    "depigmentation": _Trial(("ED63.0",), lambda r: {"count": int(r.integers(0, 5))},
-                             lambda p: 100 * p.depigmented_fraction),
-}
-
-
-def is_hit(kind: SignKind, estimate: float, truth: float) -> bool:
-    """The reliability criterion of MEASURED for one estimate."""
-    if kind == "ordinal":
-        return abs(round(4 * estimate) - round(4 * truth)) <= 1
-    if kind == "count":
-        return abs(estimate - truth) <= max(1.0, 0.2 * truth)
-    return abs(estimate - truth) <= max(3.0, 0.15 * truth)
-
-
-def measure_reliability(per_sign: int, seed: int, signs: Iterable[str] | None = None,
-                        sizes: tuple[int, ...] = (128, 192, 256, 320)) -> dict[str, tuple[int, int]]:
-    """(hits, trials) per measurable sign on `per_sign` fresh phantoms each (seeds derived from `seed`),
-    their sides drawn from `sizes` so the estimators are judged across resolutions."""
-    results = {}
-    for k, sign in enumerate(signs or TRIALS):
-        trial, hits = TRIALS[sign], 0
-        rng = np.random.default_rng([seed, k])
-        for i in range(per_sign):
-            size = int(rng.choice(sizes))
-            p = make_phantom(int(rng.integers(2**31)), label=trial.classes[i % len(trial.classes)], size=size,
-                             **trial.params(rng))
-            lesion = np.ones_like(p.mask) if trial.whole_frame else p.mask
-            estimate = estimate_signs(p.rgb, lesion, None, [sign])[sign].value
-            hits += int(is_hit(SIGNS[sign], estimate, trial.truth(p)))
-        results[sign] = (hits, per_sign)
-    return results
-
-
-if __name__ == "__main__":
-    import sys
-
-    per, start = (int(a) for a in (sys.argv[1:3] + ["150", "2024"][len(sys.argv[1:3]):]))
-    for name, (hit, n) in measure_reliability(per, start).items():
-        print(f"{name:15s} {hit:4d}/{n}  {100 * hit / n:5.1f} %  Wilson lower bound {wilson_lower_bound(hit, n):5.1f}")

@@ -11,7 +11,7 @@ import pytest
 
 from api.deps import VerifiedTokens
 from api.security import ISSUER, issue_token
-from dermq.settings import Settings
+from core.settings import Settings
 
 
 @pytest.fixture()

@@ -9,7 +9,7 @@ import jwt
 import pytest
 
 from api.security import ISSUER, issue_token, verify_token
-from dermq.settings import DEV_SECRET, Settings
+from core.settings import DEV_SECRET, Settings
 
 
 def _claims(**delta: float) -> dict:

@@ -12,7 +12,7 @@ import redis
 
 from api.accounts import AccountStore
 from dermq.embedded import Backoff, ensure_dev_account, wait_for
-from dermq.settings import DEV_SECRET, Settings
+from core.settings import DEV_SECRET, Settings
 from support import SAMPLE_IMAGES, attachment, running_service
 from workers.jobs import WORKER_KEY_PREFIX
 

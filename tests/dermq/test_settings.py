@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from dermq.settings import DEV_SECRET, Settings
+from core.settings import DEV_SECRET, Settings
 
 DOCS = Path(__file__).resolve().parents[2] / "docs" / "configuration.md"
 

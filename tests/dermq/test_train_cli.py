@@ -9,7 +9,7 @@ from click.testing import CliRunner
 
 from dermq.cli.train import train
 from pipeline.models.bundle import load_bundle, verify_bundle
-from pipeline.phantoms import export_dataset
+from training.phantoms import export_dataset
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 

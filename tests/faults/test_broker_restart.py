@@ -11,8 +11,8 @@
   nothing to restart) and every job has succeeded: none lost.
 - RabbitMQ connection loss: a test cannot restart the machine's RabbitMQ, so the
   broker closes every connection of the stack (rabbitmqctl, in a vhost of the
-  test's own) three times at the same moment of the batch; the worker reconnects
-  and finishes every job. Skipped without RabbitMQ or a permitted rabbitmqctl.
+  test's own) three times from the moment only long jobs run, each time once it has
+  reconnected; the worker reconnects and finishes every job. Skipped without RabbitMQ or a permitted rabbitmqctl.
 """
 
 from __future__ import annotations
@@ -33,7 +33,10 @@ from support import SAMPLE_IMAGES, Service, attachment, redis_answers, running_s
 pytestmark = pytest.mark.slow
 
 JOBS = 12
-LONG = 10  # images in every third job
+LONG = 16  # images in every third job (the most a request may carry)
+# Long jobs take the largest photos (5 MP: about 0.15 s each to decode and analyse), short ones the
+# smallest, so the long jobs still run well after the short ones are done: that is when the fault comes.
+BY_SIZE = sorted(SAMPLE_IMAGES, key=lambda p: p.stat().st_size)
 OUTAGE_S = 10
 FINISH_S = 120  # after the broker is back, for the jobs it interrupted to be delivered again and run
 
@@ -62,9 +65,9 @@ class RedisServer:
 
 
 def submit_batch(api: httpx.Client, count: int = JOBS) -> list[str]:
-    """Every third job is long (LONG images), the others short (one)."""
-    return [api.post("/diagnosis-support", json={"payload": [attachment(p) for p in SAMPLE_IMAGES[i:i + LONG]]
-                                                 if i % 3 == 0 else [attachment(SAMPLE_IMAGES[i])]},
+    """Every third job is long (the LONG largest photos), the others short (one small image)."""
+    return [api.post("/diagnosis-support", json={"payload": [attachment(p) for p in BY_SIZE[-LONG:]]
+                                                 if i % 3 == 0 else [attachment(BY_SIZE[i])]},
                      headers={"Prefer": "respond-async"}).json()["id"] for i in range(count)]
 
 
@@ -109,7 +112,7 @@ def test_a_redis_restart_mid_batch_loses_no_job_and_no_worker(tmp_path: Path) ->
     server = RedisServer(tmp_path / "redis")
     server.start()
     try:
-        with running_service(server.url, tmp_path / "data", workers=2) as service:
+        with running_service(server.url, tmp_path / "data", workers=2, DERMQ_WORKER_CONCURRENCY="4") as service:
             service.stack.supervise()  # as `dermq up` runs it: a worker that died would be restarted
             pids = [p.pid for p in service.stack.worker_procs]
             with service.client() as api:
@@ -138,6 +141,18 @@ def rabbitmqctl(*args: str) -> subprocess.CompletedProcess:
     return subprocess.run(["rabbitmqctl", "-q", *args], capture_output=True, text=True, timeout=60)
 
 
+def wait_until_connected(vhost: str, timeout_s: float = 60) -> None:
+    """Until some process of the stack holds an AMQP connection to the vhost (after a close: has reconnected)."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        listed = rabbitmqctl("list_connections", "--no-table-headers", "vhost")
+        assert listed.returncode == 0, listed.stderr
+        if vhost in listed.stdout.split():
+            return
+        assert time.monotonic() < deadline, f"nothing reconnected to {vhost} within {timeout_s} s"
+        time.sleep(0.2)
+
+
 @pytest.fixture()
 def amqp_vhost() -> Iterator[str]:
     """A RabbitMQ vhost of this test's own: its connections can be closed without touching anyone else's."""
@@ -158,16 +173,20 @@ def test_amqp_connections_closed_mid_batch_are_reestablished(amqp_vhost: str, tm
     server = RedisServer(tmp_path / "redis")  # job records in a Redis of the test's own: nothing else sweeps them
     server.start()
     try:
-        with running_service(server.url, tmp_path / "data", DERMQ_BROKER_URL=amqp_vhost) as service:
+        # Four job threads: the short jobs run beside the two long ones, not behind them.
+        with running_service(server.url, tmp_path / "data", DERMQ_BROKER_URL=amqp_vhost,
+                             DERMQ_WORKER_CONCURRENCY="4") as service:
             service.stack.supervise()
             pids = [p.pid for p in service.stack.worker_procs]
             with service.client() as api:
                 ids = submit_batch(api, JOBS // 2)  # one worker: half the batch keeps the test short
                 wait_until_only_long_jobs_run(api, ids)
                 for _ in range(3):
+                    # Each close waits for the stack to be connected again: a close that found
+                    # nobody (the worker still in its reconnect back-off) would test nothing.
+                    wait_until_connected(vhost)
                     closed = rabbitmqctl("close_all_connections", "--vhost", vhost, "--limit", "100", "fault test")
                     assert closed.returncode == 0 and "Closed 0" not in closed.stdout, closed.stdout + closed.stderr
-                    time.sleep(2)
                 assert_all_succeeded(api, wait_until_finished(api, ids))
             assert_same_workers(service, pids)
     finally:

@@ -17,7 +17,7 @@ import jsonschema
 import pytest
 import yaml
 
-from dermq.settings import Settings
+from core.settings import Settings
 
 ROOT = Path(__file__).resolve().parents[2]
 COMPOSE_FILE = ROOT / "docker-compose.yml"

@@ -1,7 +1,10 @@
-"""DiagnosisPipeline's report warnings: untrained weights and images outside the model's modality."""
+"""DiagnosisPipeline: report warnings (untrained weights, images outside the model's modality), and the
+quality work done while the model runs."""
 
 from __future__ import annotations
 
+import threading
+from concurrent.futures import Future
 from typing import Any
 
 import numpy as np
@@ -12,7 +15,7 @@ from pipeline.catalogue import load_catalogue
 from pipeline.classify import Classifier
 from pipeline.diagnosis import MODALITY_WARNING, UNTRAINED_WARNING, DiagnosisPipeline, ImageInput
 from pipeline.models.bundle import SHIPPED_BUNDLES, ModelBundle, load_bundle, reference_bundle
-from pipeline.quality import QualityConfig
+from pipeline.quality import QualityConfig, QualityViews
 
 from support import CLINICAL_PHOTO, SAMPLE_IMAGES
 
@@ -54,3 +57,37 @@ def test_clinical_photograph_is_flagged_as_outside_the_dermoscopic_training(ship
     modalities = [a["mediaValidity"]["modality"]["value"] for a in report["imagingAnalysis"]]
     assert modalities == ["Dermoscopic", "Clinical"]
     assert report["warnings"] == [MODALITY_WARNING.format(count=1, trained="dermoscopic")]
+
+
+def test_quality_views_are_prepared_while_the_model_runs(monkeypatch: pytest.MonkeyPatch) -> None:
+    """With `submit`, the model's futures resolve only once every image's views are prepared: a pipeline
+    that waited for the model first would time out here. The report equals the synchronous one."""
+    bundle = load_bundle(SHIPPED_BUNDLES["classification"])
+    classifier = Classifier.from_bundle(bundle)
+    images = [ImageInput(_rgb(p)) for p in SAMPLE_IMAGES[:3]]
+    prepared = threading.Semaphore(0)
+    original = QualityViews.prepare
+    monkeypatch.setattr(QualityViews, "prepare", lambda self: (original(self), prepared.release())[0])
+
+    def submit(xs) -> list[Future]:  # noqa: ANN001
+        futures = [Future() for _ in xs]
+
+        def model_call() -> None:
+            for _ in xs:
+                assert prepared.acquire(timeout=30), "the pipeline waited for the model before preparing views"
+            for future, out in zip(futures, classifier.predict(torch.stack(list(xs)))):
+                future.set_result(out)
+
+        threading.Thread(target=model_call, daemon=True).start()
+        return futures
+
+    def never(xs):  # noqa: ANN001
+        raise AssertionError("with submit, predict is not called")
+
+    overlapped = DiagnosisPipeline(load_catalogue(), bundle.manifest, preprocess=classifier.preprocess,
+                                   predict=never, submit=submit, quality=QualityConfig())
+    report = overlapped.run("r", images)
+    expected = _pipeline(bundle).run("r", images)
+    for key in ("analysisDuration", "issued", "effectiveDateTime", "meta"):
+        report.pop(key, None), expected.pop(key, None)
+    assert report == expected

@@ -5,7 +5,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from pipeline.explain import HEATMAP_TITLE, cam_to_heatmap, hottest_point, normalise_cam
+from pipeline import explain
+from pipeline.explain import HEATMAP_TITLE, cam_to_heatmap, heatmap_base, hottest_point, normalise_cam
 
 
 def _decode(attachment: dict) -> np.ndarray:
@@ -69,3 +70,20 @@ def test_input_validation():
         cam_to_heatmap(np.zeros((8, 8, 3), np.uint8), np.zeros((2, 7, 7)))
     with pytest.raises(ValueError):
         hottest_point(np.zeros((0, 0)), (10, 10))
+
+
+def test_maps_of_one_image_share_one_base():
+    rng = np.random.default_rng(3)
+    rgb = rng.integers(0, 256, (683, 1024, 3), dtype=np.uint8)
+    cam = rng.random((6, 6)).astype(np.float32)
+    base = heatmap_base(rgb)
+    assert max(base.shape[:2]) <= 384 and base.dtype == np.uint8
+    assert cam_to_heatmap(rgb, cam, base=base) == cam_to_heatmap(rgb, cam)  # same bytes as drawing it alone
+
+
+def test_colour_table_is_opencv_jet():
+    import cv2
+
+    levels = np.arange(256, dtype=np.uint8).reshape(16, 16)
+    expected = cv2.cvtColor(cv2.applyColorMap(levels, cv2.COLORMAP_JET), cv2.COLOR_BGR2RGB)
+    np.testing.assert_array_equal(cv2.applyColorMap(levels, explain._JET), expected)

@@ -136,7 +136,7 @@ def test_sizes_at_the_limits_and_archive_sizes_pass(size: tuple[int, int]) -> No
 
 
 def test_every_sample_image_passes_the_default_limits() -> None:
-    from dermq.settings import Settings
+    from core.settings import Settings
 
     s = Settings()
     for path in sorted(SAMPLE.glob("*.jpg")):

@@ -12,6 +12,7 @@ from dermq.cli.bench_segmentation import SAMPLE_DATA, find_pairs, segmentation
 from pipeline.models.bundle import BundleError, load_bundle, save_bundle
 from pipeline.models.unet import unet
 from pipeline.segmentation import (
+    BatchedSegmenter,
     ClassicalSegmenter,
     LearnedSegmenter,
     Segmentation,
@@ -134,6 +135,21 @@ def test_learned_segmenter_from_unet_bundle(unet_dir):
     assert seg.prob.shape == seg.binary.shape == (90, 130)
     assert np.array_equal(seg.binary, seg.prob >= 0.5)
     assert (seg.method, seg.trained, seg.threshold) == ("lesion-unet@0.1", False, 0.5)
+
+
+def test_a_batched_segmenter_answers_as_the_learned_one(unet_dir):
+    learned = LearnedSegmenter.from_bundle(load_bundle(unet_dir))
+    calls: list[tuple[int, ...]] = []
+
+    def predict(x):  # noqa: ANN001 (what a batcher does: one image in, its map out, inside a batch)
+        calls.append(tuple(x.shape))
+        return learned.predict(torch.stack([x, x]))[0]
+
+    rgb = _skin(90, 130)
+    batched = BatchedSegmenter(learned, predict).segment(rgb)
+    direct = learned.segment(rgb)
+    assert calls == [(3, 64, 64)]
+    assert np.allclose(batched.prob, direct.prob, atol=1e-6) and (batched.method, batched.trained) == (direct.method, direct.trained)
 
 
 def test_learned_segmenter_refuses_a_classifier(tmp_path):

@@ -11,7 +11,7 @@ from safetensors.torch import save_file
 
 from pipeline.models.bundle import load_bundle
 from pipeline.models.efficientnet import efficientnet
-from pipeline.phantoms import export_dataset
+from training.phantoms import export_dataset
 from training import CheckpointError, ClassifierTrainConfig, engine, train_classifier
 from training.classifier import _initialise
 from training.engine import build_scheduler

@@ -14,7 +14,7 @@ from support import SAMPLE
 
 from pipeline.classify import preprocess_image
 from pipeline.models.bundle import IMAGENET_MEAN, IMAGENET_STD
-from pipeline.phantoms import export_dataset
+from training.phantoms import export_dataset
 from training.augment import AugmentConfig, augment
 from training.data import (
     LABEL_MAP_DIR,

@@ -138,7 +138,8 @@ def test_load_records_refuses_a_missing_mask(root, tmp_path):
 
 
 def _config(root: Path, out: Path, **overrides: object) -> DermoscopyClassifierConfig:
-    fields = {"data": root, "out": out, "epochs": 1, "batch_size": 8, "input_size": 64, "eval_sizes": [64, 96], "progress": False}
+    fields = {"data": root, "out": out, "epochs": 1, "restart_epochs": 1, "batch_size": 8, "input_size": 64, "eval_sizes": [64, 96],
+              "progress": False}
     return DermoscopyClassifierConfig(**(fields | overrides))
 
 
@@ -260,7 +261,8 @@ def test_classifier_recipe_end_to_end(root, classifier_run):
     assert s["serving_input_size"] in (64, 96)
     assert m.input_size == s["serving_input_size"]  # the shipped size is the chosen one
     assert {"calibration_nll_at_64", "calibration_nll_at_96"} <= set(s)
-    assert s["epochs"] == 1
+    assert s["epochs"] == 2  # the first cycle and the warm restart
+    assert [h["epoch"] for h in result.history] == [1, 2]
 
     parts = split_records(load_records(root), _config(root, out))
     confusion = m.evaluation["validation"]["confusion"]
@@ -286,6 +288,19 @@ def test_classifier_recipe_end_to_end(root, classifier_run):
         assert module(torch.zeros(1, 3, m.input_size, m.input_size)).shape == (1, 7)
 
 
+def test_classifier_restart_from_a_bundle(root, classifier_run, tmp_path):
+    """--init-from skips the first cycle: the second starts from the given bundle's weights."""
+    start, first = classifier_run
+    result = train_dermoscopy_classifier(_config(root, tmp_path / "restarted", init_from=start, restart_epochs=1))
+    assert len(result.history) == 1
+    schedule = result.manifest.training_data["schedule"]
+    assert schedule["first_cycle"]["weights_sha256"] == first.manifest.weights_sha256
+    assert schedule["restart"] == {"epochs": 1, "lr": 2e-4}
+    assert result.manifest.weights_sha256 != first.manifest.weights_sha256  # it trained further
+    with pytest.raises(DatasetError, match="nothing to train"):
+        train_dermoscopy_classifier(_config(root, tmp_path / "none", init_from=start, restart_epochs=0))
+
+
 def test_classifier_resume_republishes_without_training(root, classifier_run, monkeypatch):
     out, first = classifier_run
     saves: list[int] = []
@@ -294,7 +309,7 @@ def test_classifier_resume_republishes_without_training(root, classifier_run, mo
     again = train_dermoscopy_classifier(_config(root, out, resume=True))
     assert saves == []  # no epoch was trained
     assert again.history == first.history  # restored from the checkpoint, timings included
-    assert again.manifest.summary_metrics["epochs"] == 1
+    assert again.manifest.summary_metrics["epochs"] == 2
     assert again.manifest.weights_sha256 == first.manifest.weights_sha256
     assert load_bundle(out).manifest.summary_metrics["test_accuracy"] == first.manifest.summary_metrics["test_accuracy"]
 

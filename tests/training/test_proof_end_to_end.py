@@ -25,7 +25,7 @@ from click.testing import CliRunner
 from PIL import Image
 
 from dermq.cli.models import models
-from pipeline.phantoms import PHANTOM_CLASSES, export_dataset
+from training.phantoms import PHANTOM_CLASSES, export_dataset
 from pipeline.segmentation import jaccard
 from support import Service, own_database, running_service
 from training.classifier import ClassifierTrainConfig, train_classifier

@@ -7,7 +7,7 @@ from pathlib import Path
 import torch
 
 from pipeline.models.bundle import load_bundle, verify_bundle
-from pipeline.phantoms import export_dataset
+from training.phantoms import export_dataset
 from training import SegmenterTrainConfig, train_segmenter
 from training.segmenter import bce_dice_loss
 

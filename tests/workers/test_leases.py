@@ -7,8 +7,9 @@ import time
 import pytest
 import redis
 
+from core.jobs import Job, JobStatus
 from dermq.embedded import free_port
-from workers.jobs import Job, JobStatus, RedisJobStore, Sweep, new_id
+from workers.jobs import RedisJobStore, Sweep, new_id
 from workers.leases import LeaseKeeper
 
 

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from dermq.settings import Settings
+from core.settings import Settings
 from pipeline.models.bundle import BundleError
 from workers import model_cache, model_registry
 from workers.storage import LocalObjectStore

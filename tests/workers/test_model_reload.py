@@ -6,7 +6,7 @@ from pathlib import Path
 
 import numpy as np
 
-from dermq.settings import Settings
+from core.settings import Settings
 from pipeline.diagnosis import ImageInput
 from workers import model_registry
 from workers.model_registry import BundleRef

@@ -11,12 +11,13 @@ from pathlib import Path
 
 import pytest
 
-from dermq.settings import Settings
+from core.jobs import AnalysisKind, DiagnosisSpec, JobStatus
+from core.settings import Settings
 from pipeline.imaging import check_image
 from support import SAMPLE_IMAGES
 from workers.celery_app import create_celery
 from workers.client import JobClient, Submission
-from workers.jobs import JobStatus, RedisJobStore
+from workers.jobs import RedisJobStore
 from workers.storage import create_store
 
 AMQP_URL = os.environ.get("DERMQ_TEST_AMQP_URL", "amqp://guest:guest@127.0.0.1:5672//")
@@ -45,7 +46,7 @@ def test_job_runs_through_rabbitmq(redis_url: str, tmp_path: Path) -> None:
         jobs = JobClient(settings, create_store(settings), RedisJobStore.from_url(redis_url, ttl_s=3600),
                          create_celery(settings))
         image = check_image(SAMPLE_IMAGES[0].read_bytes(), declared_type=None, max_pixels=10**7)
-        job, created = jobs.submit("amqp-client", Submission(kind="diagnosis-support", spec={}, images=[(image, None)]),
+        job, created = jobs.submit("amqp-client", Submission(kind=AnalysisKind.diagnosis, spec=DiagnosisSpec(), images=[(image, None)]),
                                    interactive=True)
         assert created
         deadline = time.monotonic() + 120

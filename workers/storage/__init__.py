@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dermq.settings import Settings, StorageBackend
+from core.settings import Settings, StorageBackend
 from workers.storage.base import (
     ObjectInfo,
     ObjectNotFound,

@@ -14,8 +14,14 @@ from collections.abc import Iterator
 from datetime import datetime, timezone
 from pathlib import Path
 
-from pipeline.fileio import atomic_write
-from workers.storage.base import ObjectInfo, ObjectNotFound, ObjectStore, StorageUnavailable, _SEGMENT_RE
+from core.fileio import atomic_write
+from workers.storage.base import (
+    _SEGMENT_RE,
+    ObjectInfo,
+    ObjectNotFound,
+    ObjectStore,
+    StorageUnavailable,
+)
 
 __all__ = ["LocalObjectStore"]
 

@@ -21,7 +21,13 @@ from minio import Minio
 from minio.deleteobjects import DeleteObject
 from minio.error import InvalidResponseError, MinioException, S3Error, ServerError
 
-from workers.storage.base import ObjectInfo, ObjectNotFound, ObjectStore, StorageError, StorageUnavailable
+from workers.storage.base import (
+    ObjectInfo,
+    ObjectNotFound,
+    ObjectStore,
+    StorageError,
+    StorageUnavailable,
+)
 
 __all__ = ["S3ObjectStore"]
 

@@ -1,7 +1,7 @@
 """Stand-ins for the reference SDK's test photographs, rendered with dermq's phantom generator.
 
 The reference suite sends real clinical photos that are not ours to copy. Each stand-in is a
-synthetic skin-lesion photograph (`pipeline.phantoms.make_phantom`, deterministic per seed) of the
+synthetic skin-lesion photograph (`training.phantoms.make_phantom`, deterministic per seed) of the
 class closest to the photo's condition, resized to the photo's exact pixel size: the reference tests
 compare every returned attachment's width and height with the input's. `invalid.png` is a blue-green
 checkerboard, a non-skin pattern the image gate refuses (quality 0, not dermatological). A flat grey
@@ -27,7 +27,7 @@ class StandIn:
     name: str
     width: int
     height: int
-    label: str | None  # phantom class (ICD-11 code in pipeline.phantoms.PHANTOM_LOOKS); None: the invalid pattern
+    label: str | None  # phantom class (ICD-11 code in training.phantoms.PHANTOM_LOOKS); None: the invalid pattern
     seed: int
     scale: float | None = None  # psoriatic scale cover; 0 renders scale-free red plaques (eczema-like)
 
@@ -65,7 +65,7 @@ def render(spec: StandIn):
     if spec.label is None:  # a blue-green checkerboard of 40 px squares: nothing skin-coloured in it
         squares = (np.indices((spec.height, spec.width)).sum(0) // 40 % 2).astype(np.int16)
         return np.stack([squares * 0, 80 + squares * 120, 200 - squares * 100], -1).astype(np.uint8)
-    from pipeline.phantoms import make_phantom
+    from training.phantoms import make_phantom
 
     side = max(spec.width, spec.height)
     phantom = make_phantom(spec.seed, label=spec.label, size=side, modality="Clinical", scale=spec.scale)

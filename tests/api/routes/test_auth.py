@@ -13,7 +13,7 @@ import pytest
 
 from api.accounts import AccountStore
 from dermq.embedded import EmbeddedStack, free_port, redis_server_binary, wait_for
-from dermq.settings import DEV_SECRET, Settings
+from core.settings import DEV_SECRET, Settings
 from support import JWT_SECRET, OTHER_PASSWORD, OTHER_USER, SAMPLE_IMAGES, attachment, redis_answers
 
 pytestmark = pytest.mark.slow

@@ -6,7 +6,7 @@ import httpx
 import pytest
 
 from dermq.embedded import EmbeddedStack, free_port
-from dermq.settings import Settings
+from core.settings import Settings
 
 pytestmark = pytest.mark.slow
 

@@ -8,7 +8,7 @@ import cv2
 import numpy as np
 import pytest
 
-from pipeline.phantoms import make_phantom
+from training.phantoms import make_phantom
 
 GRANULATION_RGB, SLOUGH_RGB, NECROSIS_RGB = (175, 45, 50), (215, 195, 110), (40, 30, 28)
 

@@ -13,10 +13,11 @@ import pytest
 from PIL import Image
 
 import pipeline.severity.assessment as assessment
+from core.jobs import SeveritySpec
 from pipeline.diagnosis import ImageInput
 from pipeline.masks import ANNOTATION_TITLE
 from pipeline.models.bundle import SHIPPED_BUNDLES, load_bundle
-from pipeline.phantoms import make_phantom
+from training.phantoms import make_phantom
 from pipeline.quality import QualityConfig
 from pipeline.segmentation import ClassicalSegmenter, LearnedSegmenter
 from pipeline.severity import systems as catalogue
@@ -101,9 +102,10 @@ def answers(system: ScoringSystem) -> dict[str, float]:
 
 
 def spec(system: str, sites: list[tuple[str | None, dict, int | None]], mode: str = "local",
-         condition: dict | None = None) -> dict:
-    return {"system": system, "mode": mode, "condition": condition or {"code": "EA90"},
-            "sites": [{"bodySite": s, "items": items, "image": image} for s, items, image in sites]}
+         condition: dict | None = None) -> SeveritySpec:
+    return SeveritySpec.model_validate({
+        "system": system, "mode": mode, "condition": condition or {"code": "EA90"},
+        "sites": [{"bodySite": s, "items": items, "image": image} for s, items, image in sites]})
 
 
 def decoded(att: dict) -> Image.Image:

@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 from moto.server import ThreadedMotoServer
 
-from dermq.settings import Settings
+from core.settings import Settings
 from workers.storage import (
     LocalObjectStore,
     ObjectNotFound,

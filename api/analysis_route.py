@@ -7,9 +7,7 @@ the routes check the images (base64 and a full decode) in the threadpool too.
 
 from __future__ import annotations
 
-import asyncio
 import json
-import time
 from typing import Any, Callable, Iterator
 
 import ijson
@@ -19,10 +17,12 @@ from fastapi.responses import JSONResponse
 from fastapi.routing import APIRoute
 from starlette.exceptions import HTTPException
 
+from api import fhir
 from api.errors import ApiError, error_item
-from dermq.settings import Settings
-from workers.client import IdempotencyConflict, JobClient, SubmitError, Submission
-from workers.jobs import Job, JobStatus
+from core.jobs import Job, JobErrorKind, JobStatus
+from api.job_reader import JobReader
+from core.settings import Settings
+from workers.client import IdempotencyConflict, JobClient, Submission, SubmitError
 
 # The pure-Python ijson backend on purpose: it runs bytecode between pieces, so the interpreter lock
 # passes to the event loop every millisecond or so. `json.loads` (and ijson's C backend) hold it for the
@@ -184,38 +184,39 @@ async def submit(jobs: JobClient, client: str, submission: Submission, *, idempo
                            headers={"Retry-After": "5"}) from None
 
 
-async def wait_for(jobs: JobClient, job_id: str, timeout_s: float) -> Job | None:
-    """Poll the record until the job is terminal or the time is up (then None)."""
-    deadline = time.monotonic() + timeout_s
-    delay = 0.02
-    while True:
-        job = await run_in_threadpool(jobs.jobs.get, job_id)
-        if job is None or job.status.terminal:
-            return job
-        if time.monotonic() >= deadline:
-            return None
-        await asyncio.sleep(min(delay, max(0.0, deadline - time.monotonic())))
-        delay = min(delay * 1.5, 0.25)
+class FhirJSONResponse(JSONResponse):
+    media_type = fhir.FHIR_JSON
 
 
-def result_or_error(jobs: JobClient, job: Job) -> dict[str, Any]:
-    """The report of a succeeded job; the right error for any other status."""
+async def report_response(request: Request, report: bytes) -> Response:
+    """A finished report as its stored bytes, or as a FHIR R4 Bundle when Accept asks for application/fhir+json."""
+    if not fhir.wants_fhir(request.headers.get("accept")):
+        return Response(report, media_type="application/json")
+    # Converted and rendered on a worker thread: a multi-image bundle has a thousand entries.
+    return await run_in_threadpool(lambda: FhirJSONResponse(fhir.to_bundle(json.loads(report)), headers={"Vary": "Accept"}))
+
+
+def result_or_error(jobs: JobClient, job: Job) -> bytes:
+    """The stored report of a succeeded job; the right error for any other status."""
     if job.status is JobStatus.succeeded:
-        return jobs.result(job)
+        return jobs.result_bytes(job)
     if job.status is JobStatus.failed:
         raise ApiError.one(409, f"job failed: {job.error}", type="job_failed", loc=["path", "id"])
     raise ApiError.one(409, f"job is {job.status.value}", type=f"job_{job.status.value}", loc=["path", "id"])
 
 
-async def respond(jobs: JobClient, client: str, submission: Submission, request: Request, sync_timeout_s: float):
+async def respond(jobs: JobClient, reader: JobReader, client: str, submission: Submission, request: Request,
+                  sync_timeout_s: float):
     job, _ = await submit(jobs, client, submission, idempotency_key=request.headers.get("idempotency-key"))
     budget = wait_budget(request, sync_timeout_s)
     if budget <= 0:
         return accepted(job)
-    finished = await wait_for(jobs, job.id, budget)
+    finished = await reader.wait(client, job.id, budget)  # woken by the job's end, not a timer
     if finished is None:
         return accepted(job)  # still working: never hang, hand over to polling
     if finished.status is JobStatus.failed:
-        raise ApiError.one(500 if (finished.error or "").startswith("internal") else 422,
-                           f"analysis failed: {finished.error}", type="job_failed", loc=["body"])
-    return JSONResponse(await run_in_threadpool(result_or_error, jobs, finished))
+        kind = finished.error_kind or JobErrorKind.internal  # a record from before kinds were recorded
+        headers = {"Retry-After": "5"} if kind is JobErrorKind.outage else None
+        raise ApiError.one(kind.http_status, f"analysis failed: {finished.error}", type="job_failed", loc=["body"],
+                           headers=headers)
+    return await report_response(request, await run_in_threadpool(result_or_error, jobs, finished))

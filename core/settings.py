@@ -52,6 +52,7 @@ class Settings(BaseSettings):
     broker_url: str | None = Field(None, description="Celery broker; Redis or amqp:// (RabbitMQ).")
     queue_interactive: str = "dermq.interactive"
     queue_batch: str = "dermq.batch"
+    queue_webhooks: str = "dermq.webhooks"
     # Broker redelivers an unacknowledged task after this many seconds if its worker vanished; job
     # leases (below) make that a backstop: a duplicate delivery of a job that is still leased is dropped.
     visibility_timeout_s: int = 300
@@ -103,6 +104,25 @@ class Settings(BaseSettings):
     max_batch_items: int = Field(500, ge=1)
     max_request_bytes: int = Field(200 * 1024 * 1024, ge=1)
 
+    # --- webhooks (docs/webhooks.md) ---------------------------------------
+    public_url: str | None = Field(
+        None, description="The API's public address (https://dermq.example.org); webhook events link to it, else paths."
+    )
+    webhook_allow_private: bool = Field(
+        False, description="Let callbackUrls reach loopback, private, link-local and other non-public addresses."
+    )
+    webhook_allowed_cidrs: str = Field(
+        "", description="Comma-separated non-public networks callbackUrls may reach anyway (10.2.0.0/16,fd00::/8)."
+    )
+    webhook_timeout_s: float = Field(5.0, gt=0, description="One delivery attempt: connect, send, read the answer.")
+    webhook_retry_seconds: float = Field(
+        3600.0, ge=0, description="Failed deliveries are retried for this long after the first attempt, then given up."
+    )
+    webhook_backoff_s: float = Field(2.0, gt=0, description="First retry delay of a delivery; doubles each retry.")
+    webhook_backoff_max_s: float = Field(
+        120.0, gt=0, description="Cap on the retry delay (never above half the visibility timeout, see workers/webhooks.py)."
+    )
+
     # --- pipeline and worker ---------------------------------------------
     quality_min_score: float = Field(60.0, ge=0, le=100)
     model_dir: Path | None = Field(None, description="Local directory holding the classifier bundle.")
@@ -114,9 +134,13 @@ class Settings(BaseSettings):
     )
     model_poll_s: float = Field(15.0, ge=0, description="How often workers look for a newly selected bundle; 0: never.")
     device: str = Field("auto", description="'auto' (CUDA when available), 'cpu' or 'cuda[:N]'.")
-    batch_max_size: int = Field(16, ge=1, description="Images per model call in the dynamic batcher.")
-    batch_max_wait_ms: float = Field(10.0, ge=0, description="How long the batcher waits to fill a batch.")
-    worker_concurrency: int = Field(4, ge=1, description="Jobs in flight per worker process (threads).")
+    # Unset: the default of the device the model runs on (workers/serving_shape.py, measured on CPU).
+    batch_max_size: int | None = Field(None, ge=1, description="Images per model call in the dynamic batcher "
+                                       "(unset: 4 on CPU, 32 on CUDA).")
+    batch_max_wait_ms: float | None = Field(None, ge=0, description="How long the batcher waits to fill a batch "
+                                            "(unset: 2 ms on CPU, 5 ms on CUDA).")
+    worker_concurrency: int | None = Field(None, ge=1, description="Jobs in flight per worker process, as threads "
+                                           "(unset: 2 on CPU, 8 on CUDA).")
     worker_metrics_port: int = Field(9100, ge=0, description="Worker Prometheus port; 0 disables it.")
     worker_metrics_host: str = Field(
         "127.0.0.1", description="Address worker metrics listen on; 0.0.0.0 lets a scraper on another host in."
@@ -131,6 +155,23 @@ class Settings(BaseSettings):
     @classmethod
     def _empty_is_unset(cls, value: object) -> object:
         return None if value == "" else value
+
+    @field_validator("webhook_allowed_cidrs")
+    @classmethod
+    def _cidrs(cls, value: str) -> str:
+        for cidr in filter(None, (c.strip() for c in value.split(","))):
+            ipaddress.ip_network(cidr, strict=False)  # a typo fails at start-up, not at the first delivery
+        return value
+
+    @property
+    def webhook_networks(self) -> list[ipaddress.IPv4Network | ipaddress.IPv6Network]:
+        return [ipaddress.ip_network(c.strip(), strict=False) for c in self.webhook_allowed_cidrs.split(",") if c.strip()]
+
+    @property
+    def worker_queues(self) -> list[str]:
+        """What a worker consumes, first served first: webhook deliveries are short, so they go
+        ahead of batch images (an event late behind a backlog is little use), behind interactive work."""
+        return [self.queue_interactive, self.queue_webhooks, self.queue_batch]
 
     @field_validator("login_failures_per_account", "login_attempts_per_address")
     @classmethod
@@ -169,7 +210,7 @@ class Settings(BaseSettings):
         if self.jwt_secret is not None:
             return self.jwt_secret.get_secret_value()
         if self._signing_secret is None:
-            from dermq.secrets import read_or_create_secret
+            from core.secrets import read_or_create_secret
 
             self._signing_secret = read_or_create_secret(self.jwt_secret_file)
         return self._signing_secret

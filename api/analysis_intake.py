@@ -14,28 +14,36 @@ from pydantic import BaseModel, ValidationError
 from api import severity
 from api.errors import ApiError, error_item
 from api.intake import Loc, diagnosis_submission
-from api.schemas import DiagnosisRequest, GlobalSeverityRequest, LocalSeverityRequest, ManualSeverityRequest
-from dermq.settings import Settings
+from api.schemas import (
+    DiagnosisRequest,
+    GlobalSeverityRequest,
+    LocalSeverityRequest,
+    ManualSeverityRequest,
+)
+from core.jobs import AnalysisKind
+from core.settings import Settings
 from workers.client import Submission
 
 
 @dataclass(frozen=True)
-class AnalysisKind:
+class AnalysisIntake:
+    """How one kind's request body is validated and becomes a `Submission`."""
+
     model: type[BaseModel]
     to_submission: Callable[[Any, Settings, Loc], Submission]
 
 
-ANALYSES: dict[str, AnalysisKind] = {
-    "diagnosis-support": AnalysisKind(DiagnosisRequest, diagnosis_submission),
-    severity.LOCAL: AnalysisKind(LocalSeverityRequest, severity.local_submission),
-    severity.GLOBAL: AnalysisKind(GlobalSeverityRequest, severity.global_submission),
-    severity.MANUAL: AnalysisKind(ManualSeverityRequest, severity.manual_submission),
+INTAKES: dict[AnalysisKind, AnalysisIntake] = {
+    AnalysisKind.diagnosis: AnalysisIntake(DiagnosisRequest, diagnosis_submission),
+    AnalysisKind.severity_local: AnalysisIntake(LocalSeverityRequest, severity.local_submission),
+    AnalysisKind.severity_global: AnalysisIntake(GlobalSeverityRequest, severity.global_submission),
+    AnalysisKind.severity_manual: AnalysisIntake(ManualSeverityRequest, severity.manual_submission),
 }
 
 
 def submission_from_body(kind: str, body: Any, settings: Settings, loc: Loc) -> Submission:
     """For batch items, whose bodies arrive unparsed: validate with the kind's model, errors under `loc`."""
-    analysis = ANALYSES[kind]
+    analysis = INTAKES[AnalysisKind(kind)]
     try:
         req = analysis.model.model_validate(body)
     except ValidationError as exc:

@@ -6,7 +6,7 @@ import os
 import secrets
 from pathlib import Path
 
-from pipeline.fileio import TMP_MARKER, atomic_write
+from core.fileio import TMP_MARKER, atomic_write
 
 
 def read_or_create_secret(path: Path) -> str:

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from pipeline.catalogue import DEFAULT_CATALOGUE_PATH
-from pipeline.phantoms import (
+from training.phantoms import (
     CSV_COLUMNS,
     DEFECTS,
     FITZPATRICK_LAB,
