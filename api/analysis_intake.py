@@ -11,7 +11,7 @@ from typing import Any, Callable
 
 from pydantic import BaseModel, ValidationError
 
-from api import severity
+from api import severity_intake
 from api.errors import ApiError, error_item
 from api.intake import Loc, diagnosis_submission
 from api.schemas import (
@@ -22,7 +22,7 @@ from api.schemas import (
 )
 from core.jobs import AnalysisKind
 from core.settings import Settings
-from workers.client import Submission
+from workers.job_client import Submission
 
 
 @dataclass(frozen=True)
@@ -35,9 +35,9 @@ class AnalysisIntake:
 
 INTAKES: dict[AnalysisKind, AnalysisIntake] = {
     AnalysisKind.diagnosis: AnalysisIntake(DiagnosisRequest, diagnosis_submission),
-    AnalysisKind.severity_local: AnalysisIntake(LocalSeverityRequest, severity.local_submission),
-    AnalysisKind.severity_global: AnalysisIntake(GlobalSeverityRequest, severity.global_submission),
-    AnalysisKind.severity_manual: AnalysisIntake(ManualSeverityRequest, severity.manual_submission),
+    AnalysisKind.severity_local: AnalysisIntake(LocalSeverityRequest, severity_intake.local_submission),
+    AnalysisKind.severity_global: AnalysisIntake(GlobalSeverityRequest, severity_intake.global_submission),
+    AnalysisKind.severity_manual: AnalysisIntake(ManualSeverityRequest, severity_intake.manual_submission),
 }
 
 

@@ -22,7 +22,7 @@ from api.errors import ApiError, error_item
 from core.jobs import Job, JobErrorKind, JobStatus
 from api.job_reader import JobReader
 from core.settings import Settings
-from workers.client import IdempotencyConflict, JobClient, Submission, SubmitError
+from workers.job_client import IdempotencyConflict, JobClient, Submission, SubmitError
 
 # The pure-Python ijson backend on purpose: it runs bytecode between pieces, so the interpreter lock
 # passes to the event loop every millisecond or so. `json.loads` (and ijson's C backend) hold it for the

@@ -15,7 +15,7 @@ from api.job_reader import JobReader
 from api.security import verify_token
 from api.services import Services
 from core.settings import Settings
-from workers.client import JobClient
+from workers.job_client import JobClient
 
 _bearer = HTTPBearer(auto_error=False)
 T = TypeVar("T")

@@ -14,7 +14,7 @@ from api.schemas import ContentAttachment, DiagnosisRequest
 from core.jobs import AnalysisKind, DiagnosisSpec
 from core.settings import Settings
 from pipeline.imaging import CheckedImage, ImageRejected, check_image, decode_base64
-from workers.client import Submission
+from workers.job_client import Submission
 
 Loc = Sequence[str | int]
 

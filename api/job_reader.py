@@ -20,7 +20,7 @@ from collections.abc import AsyncIterator, Iterable
 import redis.asyncio as aioredis
 
 from core.jobs import Job
-from workers.client import JobClient, visible_to
+from workers.job_client import JobClient, visible_to
 
 log = logging.getLogger(__name__)
 

@@ -1,4 +1,4 @@
-"""The FastAPI application: HTTP only. Jobs go through `workers.client.JobClient`."""
+"""The FastAPI application: HTTP only. Jobs go through `workers.job_client.JobClient`."""
 
 from __future__ import annotations
 

@@ -10,7 +10,7 @@ from prometheus_client import CollectorRegistry, Histogram
 from prometheus_client.core import GaugeMetricFamily
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from workers.client import JobClient
+from workers.job_client import JobClient
 
 log = logging.getLogger(__name__)
 

@@ -7,8 +7,8 @@ from dataclasses import dataclass
 from api.accounts import AccountStore
 from core.settings import Settings
 from workers.celery_app import create_celery
-from workers.client import JobClient
-from workers.jobs import RedisJobStore
+from workers.job_client import JobClient
+from workers.job_store import RedisJobStore
 from workers.storage import create_store
 
 

@@ -1,7 +1,7 @@
 """Contracts about jobs that the API and the workers share: the job and batch records, and each
 analysis kind's job spec.
 
-A job record is one Redis hash (`workers.jobs.RedisJobStore`) whose layout the store's Lua scripts
+A job record is one Redis hash (`workers.job_store.RedisJobStore`) whose layout the store's Lua scripts
 also read and write: a field per attribute, as text; None is no field at all; enums are their
 values; floats their shortest exact decimal (`repr`), so a timestamp survives the round trip to
 the microsecond; the spec is one JSON string. `Job.to_hash` writes that layout and

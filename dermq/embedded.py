@@ -26,7 +26,7 @@ import httpx
 from api.accounts import AccountStore, generate_password
 from core.fileio import atomic_write
 from core.settings import Settings
-from workers.jobs import WORKER_KEY_PREFIX
+from workers.job_store import WORKER_KEY_PREFIX
 
 DEV_CREDENTIALS_FILE = "dev-credentials.json"
 log = logging.getLogger(__name__)

@@ -10,6 +10,7 @@ finalized) and runs it.
 
 from __future__ import annotations
 
+import json
 import ssl
 from urllib.parse import urlsplit
 
@@ -45,6 +46,34 @@ class _RedisChannel(kombu_redis.Channel):
 
 class RedisTransport(kombu_redis.Transport):
     Channel = _RedisChannel
+
+
+def task_ids_in_redis_broker(app: Celery, queues: list[str]) -> set[str] | None:
+    """The ids of every task message a Redis broker holds (waiting in ``queues`` or delivered and unacked);
+    None for another broker.
+
+    kombu's Redis consumer pops a message (BRPOP) before it records it as unacked, so a worker killed in
+    between takes the message with it. AMQP has no such gap: its broker requeues what a closed connection
+    held. The queues are read before the unacked set, the way a message moves, so one in transit between
+    them is at worst counted missing (and sent again: a duplicate, which the job's lease drops).
+    """
+    with app.connection_for_read() as conn:
+        if not isinstance(conn.transport, kombu_redis.Transport):
+            return None
+        channel = conn.default_channel
+        client = channel.client
+        pipe = client.pipeline(transaction=False)
+        for queue in queues:
+            for priority in channel.priority_steps:
+                pipe.lrange(channel._q_for_pri(queue, priority), 0, -1)
+        waiting = [raw for answer in pipe.execute() for raw in answer]
+        unacked = [json.loads(value)[0] for value in client.hvals(channel.unacked_key)]
+    ids = set()
+    for message in [*(json.loads(raw) for raw in waiting), *unacked]:
+        task_id = message.get("headers", {}).get("id")
+        if task_id:
+            ids.add(task_id)
+    return ids
 
 
 def _transport_config(broker_url: str) -> dict:

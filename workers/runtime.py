@@ -33,7 +33,8 @@ from pipeline.segmentation import BatchedSegmenter, LearnedSegmenter, Segmenter
 from pipeline.severity.assessment import SeverityPipeline
 from workers import metrics
 from workers.batcher import DynamicBatcher
-from workers.jobs import WORKER_KEY_PREFIX, RedisJobStore, Sweep
+from workers.celery_app import task_ids_in_redis_broker
+from workers.job_store import WORKER_KEY_PREFIX, RedisJobStore, Sweep
 from workers.leases import LeaseKeeper, Resend
 from workers.model_cache import (
     LoadedModel,
@@ -265,14 +266,18 @@ class WorkerRuntime:
             self._stop.wait(HEARTBEAT_S)
 
     def _lease_loop(self) -> None:
-        """Renew this worker's leases every lease_s / 6; sweep everyone's lapsed leases every lease_sweep_s."""
+        """Renew this worker's leases every lease_s / 6; sweep everyone's lapsed leases every lease_sweep_s;
+        look for lost messages every lease_s."""
         renew_every = self.settings.lease_s / 6
-        next_sweep = time.monotonic()
+        next_sweep = next_lost_scan = time.monotonic()
         while not self._stop.wait(min(renew_every, self.settings.lease_sweep_s)):
             try:
                 self.leases.renew_all()
             except Exception as exc:
                 log.warning("lease renewal failed: %s", exc)
+            if time.monotonic() >= next_lost_scan:
+                next_lost_scan = time.monotonic() + self.settings.lease_s
+                self._recover_lost_messages()
             if time.monotonic() >= next_sweep:
                 next_sweep = time.monotonic() + self.settings.lease_sweep_s
                 try:
@@ -283,6 +288,18 @@ class WorkerRuntime:
                 for job_id, outcome in swept:
                     if outcome is Sweep.failed:  # its workers kept dying: an end like any other
                         notify_safely(self.notifier.job_finished, job_id)
+
+    def _recover_lost_messages(self) -> None:
+        """One worker per lease_s (whichever takes the turn) compares queued jobs with the broker's messages."""
+        if self._app is None:
+            return
+        try:
+            turn = f"{self.jobs.prefix}:lost-message-scan"
+            if self.jobs.r.set(turn, self.hostname, nx=True, ex=max(1, round(self.settings.lease_s))):
+                self.leases.recover_lost_messages(
+                    lambda: task_ids_in_redis_broker(self.app, list(self.settings.worker_queues)))
+        except Exception as exc:
+            log.warning("lost-message scan failed: %s", exc)
 
     def _model_poll_loop(self) -> None:
         while not self._stop.wait(self.settings.model_poll_s):

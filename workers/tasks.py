@@ -34,7 +34,7 @@ from pipeline.diagnosis import ImageInput
 from pipeline.imaging import ImageRejected, decode_image
 from workers import metrics
 from workers.celery_app import DELIVER_WEBHOOK_TASK, RUN_JOB_TASK
-from workers.jobs import Begin
+from workers.job_store import Begin
 from workers.runtime import WorkerRuntime, get_runtime
 from workers.storage import ObjectNotFound, StorageUnavailable
 from workers.webhooks import (
@@ -280,6 +280,17 @@ def resend(job_id: str, countdown: float, retries: int) -> None:
 @signals.worker_init.connect
 def _on_worker_init(**_: Any) -> None:
     get_runtime().start(resend)
+
+
+@signals.task_received.connect
+def _on_task_received(request: Any = None, **_: Any) -> None:
+    """Claim a job as soon as its message arrives, before a thread is free to run it (see `workers.leases`)."""
+    if request is None or request.name != RUN_JOB_TASK or not request.args:
+        return
+    try:
+        get_runtime().leases.claim(request.args[0])
+    except Exception as exc:  # Redis away: the broker's visibility timeout remains the backstop
+        log.warning("could not claim job %s: %s", request.args[0], exc)
 
 
 @signals.worker_shutdown.connect

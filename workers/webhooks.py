@@ -43,7 +43,7 @@ from core import __version__
 from core.jobs import TERMINAL, JobStatus, iso
 from core.settings import Settings
 from workers.celery_app import DELIVER_WEBHOOK_TASK
-from workers.jobs import RedisJobStore, utcnow
+from workers.job_store import RedisJobStore, utcnow
 
 log = logging.getLogger(__name__)
 

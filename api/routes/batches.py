@@ -18,8 +18,8 @@ from api.job_reader import SAFETY_READ_S, JobReader, wait_event
 from api.schemas import BatchItem, BatchRequest, error_responses
 from core.jobs import Job, JobStatus, iso
 from core.settings import Settings
-from workers.client import JobClient, Submission
-from workers.jobs import new_id
+from workers.job_client import JobClient, Submission
+from workers.job_store import new_id
 
 router = APIRouter(prefix="/batches", tags=["batches"], route_class=AnalysisRoute,
                    responses=error_responses(401, 404, 413, 503))

@@ -5,7 +5,7 @@ from __future__ import annotations
 from fastapi import APIRouter, Request
 from fastapi.concurrency import run_in_threadpool
 
-from api import severity
+from api import severity_intake
 from api.analysis_route import AnalysisRoute, respond
 from api.deps import ClientDep, JobClientDep, JobReaderDep, SettingsDep
 from api.schemas import (
@@ -27,7 +27,7 @@ ACCEPTED = {202: {"description": "Accepted: poll the Location (Prefer: respond-a
 async def automatic_local(body: LocalSeverityRequest, request: Request, client: ClientDep, jobs: JobClientDep,
                           reader: JobReaderDep, settings: SettingsDep):
     """Score one body site from its image plus the clinical inputs the image cannot give."""
-    submission = await run_in_threadpool(severity.local_submission, body, settings, ["body"])  # decodes the image
+    submission = await run_in_threadpool(severity_intake.local_submission, body, settings, ["body"])  # decodes the image
     return await respond(jobs, reader, client, submission, request, settings.sync_timeout_s)
 
 
@@ -35,7 +35,7 @@ async def automatic_local(body: LocalSeverityRequest, request: Request, client: 
 async def automatic_global(body: GlobalSeverityRequest, request: Request, client: ClientDep, jobs: JobClientDep,
                           reader: JobReaderDep, settings: SettingsDep):
     """Score several body sites, each with its own image, and combine them with the system's regional weights."""
-    submission = await run_in_threadpool(severity.global_submission, body, settings, ["body"])
+    submission = await run_in_threadpool(severity_intake.global_submission, body, settings, ["body"])
     return await respond(jobs, reader, client, submission, request, settings.sync_timeout_s)
 
 
@@ -43,5 +43,5 @@ async def automatic_global(body: GlobalSeverityRequest, request: Request, client
 async def manual(body: ManualSeverityRequest, request: Request, client: ClientDep, jobs: JobClientDep,
                           reader: JobReaderDep, settings: SettingsDep):
     """Score a clinician's questionnaire (no image)."""
-    submission = await run_in_threadpool(severity.manual_submission, body, settings, ["body"])
+    submission = await run_in_threadpool(severity_intake.manual_submission, body, settings, ["body"])
     return await respond(jobs, reader, client, submission, request, settings.sync_timeout_s)

@@ -9,7 +9,7 @@ import click
 from rich.console import Console
 from rich.table import Table
 
-from dermq.client import find_images
+from dermq.http_client import find_images
 
 SIZES = (1, 2, 4, 8, 16, 32)
 

@@ -26,7 +26,7 @@ import click
 from rich.console import Console
 from rich.table import Table
 
-from dermq.client import DermqClient, diagnosis_body, find_images
+from dermq.http_client import DermqClient, diagnosis_body, find_images
 
 SAMPLE_DIR = Path(__file__).resolve().parents[2] / "tests" / "fixtures" / "isic2017-sample" / "images"
 JITTER = 0.2  # paced pollers wait think_s × (1 ± JITTER): real clients drift apart

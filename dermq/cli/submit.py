@@ -27,7 +27,7 @@ from rich.table import Table
 from tqdm import tqdm
 
 from core.fileio import atomic_write
-from dermq.client import (
+from dermq.http_client import (
     DermqClient,
     DermqError,
     diagnosis_body,

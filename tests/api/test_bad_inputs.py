@@ -18,7 +18,7 @@ import pytest
 from PIL import Image
 
 from support import Service
-from workers.jobs import RedisJobStore
+from workers.job_store import RedisJobStore
 
 pytestmark = pytest.mark.slow
 

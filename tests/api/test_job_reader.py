@@ -12,7 +12,7 @@ from core.jobs import Job, JobStatus
 from api.job_reader import JobReader
 from api.services import Services
 from core.settings import Settings
-from workers.jobs import new_id
+from workers.job_store import new_id
 
 
 @pytest.fixture()

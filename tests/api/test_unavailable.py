@@ -20,7 +20,7 @@ from api.security import issue_token
 from dermq.embedded import EmbeddedStack, ensure_dev_account, free_port
 from core.settings import Settings
 from support import JWT_SECRET, SAMPLE_IMAGES, SERVICE_ENV, attachment
-from workers.jobs import RedisJobStore, new_id, utcnow
+from workers.job_store import RedisJobStore, new_id, utcnow
 
 MISSING_ID = "00000000-0000-0000-0000-000000000000"
 PAYLOAD = {"payload": [attachment(SAMPLE_IMAGES[0])]}

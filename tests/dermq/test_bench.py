@@ -9,7 +9,7 @@ from click.testing import CliRunner
 
 from dermq.cli import main
 from dermq.cli.bench import SAMPLE_DIR, stage_profile
-from dermq.client import find_images
+from dermq.http_client import find_images
 
 pytestmark = pytest.mark.slow
 

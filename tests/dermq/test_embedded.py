@@ -14,7 +14,7 @@ from api.accounts import AccountStore
 from dermq.embedded import Backoff, ensure_dev_account, wait_for
 from core.settings import DEV_SECRET, Settings
 from support import SAMPLE_IMAGES, attachment, running_service
-from workers.jobs import WORKER_KEY_PREFIX
+from workers.job_store import WORKER_KEY_PREFIX
 
 
 def test_dev_account_is_generated_once_and_kept(tmp_path: Path) -> None:

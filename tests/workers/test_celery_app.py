@@ -11,12 +11,13 @@ import os
 import subprocess
 import sys
 import textwrap
+import uuid
 from pathlib import Path
 
 import pytest
 
 from core.settings import Settings
-from workers.celery_app import DELIVER_WEBHOOK_TASK, RUN_JOB_TASK, create_celery
+from workers.celery_app import DELIVER_WEBHOOK_TASK, RUN_JOB_TASK, create_celery, task_ids_in_redis_broker
 
 # Run in a fresh interpreter: the test process has long imported workers.tasks and built apps.
 # celery._state keeps every app built in the process (a weak set): the one place to see whether an import built one.
@@ -24,7 +25,7 @@ IMPORTS_BUILD_NO_APP = textwrap.dedent("""
     import sys
     from celery import _state
 
-    import workers.celery_app, workers.client, workers.webhooks
+    import workers.celery_app, workers.job_client, workers.webhooks
     import api.main
 
     assert not hasattr(workers.celery_app, "celery_app"), "workers.celery_app builds an app at import time again"
@@ -69,3 +70,34 @@ def test_the_shared_tasks_register_on_each_app_that_is_built() -> None:
     for app in (one, two):
         assert {RUN_JOB_TASK, DELIVER_WEBHOOK_TASK} <= set(app.tasks)
         assert app.tasks[RUN_JOB_TASK].app is app and app.tasks[DELIVER_WEBHOOK_TASK].app is app
+
+
+def test_the_task_ids_a_redis_broker_holds_are_read_from_its_queues_and_unacked_set(redis_url: str) -> None:
+    tag = uuid.uuid4().hex[:8]
+    settings = Settings(broker_url=redis_url, queue_interactive=f"qi-{tag}", queue_batch=f"qb-{tag}",
+                        queue_webhooks=f"qw-{tag}")
+    app = create_celery(settings)
+    for task_id, queue in (("waiting", settings.queue_batch), ("urgent", settings.queue_interactive),
+                           ("taken", settings.queue_batch), ("lost", settings.queue_interactive)):
+        app.send_task(RUN_JOB_TASK, args=[task_id], task_id=f"{task_id}-{tag}", queue=queue)
+    assert task_ids_in_redis_broker(app, settings.worker_queues) == {f"{t}-{tag}" for t in
+                                                                     ("waiting", "urgent", "taken", "lost")}
+    with app.connection_for_read() as conn:
+        channel = conn.default_channel
+        client = channel.client
+        try:
+            # A consumer took "taken" (delivered, not acknowledged yet), and one was killed as it popped "lost".
+            taken = channel.basic_get(settings.queue_batch, no_ack=False)
+            client.rpop(settings.queue_interactive)
+            assert taken is not None and taken.headers["id"] == f"waiting-{tag}"  # the oldest first
+            assert task_ids_in_redis_broker(app, settings.worker_queues) == {f"{t}-{tag}" for t in
+                                                                             ("waiting", "taken", "lost")}
+        finally:
+            client.delete(*(channel._q_for_pri(q, p) for q in settings.worker_queues for p in channel.priority_steps))
+            client.hdel(channel.unacked_key, taken.delivery_tag)
+            client.zrem(channel.unacked_index_key, taken.delivery_tag)
+
+
+def test_another_broker_holds_no_task_ids_dermq_reads() -> None:
+    app = create_celery(Settings(broker_url="amqp://guest:guest@127.0.0.1:5672//"))
+    assert task_ids_in_redis_broker(app, ["q"]) is None

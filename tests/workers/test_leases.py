@@ -9,7 +9,7 @@ import redis
 
 from core.jobs import Job, JobStatus
 from dermq.embedded import free_port
-from workers.jobs import RedisJobStore, Sweep, new_id
+from workers.job_store import RedisJobStore, Sweep, new_id
 from workers.leases import LeaseKeeper
 
 
@@ -53,6 +53,50 @@ def test_a_dead_workers_job_is_swept_and_sent_again(store: RedisJobStore) -> Non
     assert alive.sweep() == [(job.id, Sweep.requeued)]
     assert sent == [(job.id, 0.0, 0)] and store.get(job.id).status is JobStatus.queued
     assert store.get(job.id).lost == 1
+
+
+def test_a_job_taken_but_not_started_by_a_dead_worker_is_sent_again(store: RedisJobStore) -> None:
+    # The worker received the message and was killed before a thread ran it: no run, no lease, and the
+    # broker would hold the message for its visibility timeout. The lapsed claim has the sweep resend it.
+    sent: list = []
+    dead, alive = keeper(store, [], lease_s=0.05), keeper(store, sent)
+    job = queued(store)
+    dead.claim(job.id)
+    assert alive.sweep() == []  # claimed, within its deadline
+    time.sleep(0.1)
+    assert alive.sweep() == [(job.id, Sweep.resend)]
+    assert sent == [(job.id, 0.0, 0)] and store.get(job.id).status is JobStatus.queued
+    assert store.get(job.id).lost == 0  # the job never ran: no worker is counted lost
+
+
+def test_a_living_workers_claim_is_renewed_until_its_run_begins(store: RedisJobStore) -> None:
+    sent: list = []
+    k = keeper(store, sent, lease_s=0.3)
+    job = queued(store)
+    k.claim(job.id)
+    for _ in range(6):  # twice the claim's deadline, renewed as the lease loop would
+        time.sleep(0.1)
+        k.renew_all()
+    assert k.sweep() == [] and sent == []
+    run = k.begin(job.id).run
+    assert run is not None and k._claimed == set()  # the run's lease replaces the claim
+    store.finish(job.id, JobStatus.succeeded, run=run)
+    k.claim(job.id)  # a late duplicate of a finished job's message claims nothing
+    assert k._claimed == set() and k.sweep() == []
+
+
+def test_a_job_whose_message_was_lost_is_sent_again_once(store: RedisJobStore) -> None:
+    # A worker popped the message and was killed before recording it: no queue, unacked set or claim has it.
+    sent: list = []
+    k = keeper(store, sent, lease_s=0.05)
+    lost, waiting = queued(store), queued(store)
+    time.sleep(0.1)
+    assert k.recover_lost_messages(lambda: {waiting.id}) == [lost.id]
+    assert sent == [(lost.id, 0.0, 0)]
+    assert k.recover_lost_messages(lambda: {waiting.id}) == []  # resent: it carries a deadline now
+    time.sleep(0.15)  # the resent message was lost too: the sweep sends it once more
+    assert k.sweep() == [(lost.id, Sweep.resend)]
+    assert k.recover_lost_messages(lambda: None) == []  # a broker that cannot lose messages is not read
 
 
 def test_a_hand_back_during_a_redis_outage_happens_once_redis_answers(store: RedisJobStore) -> None:

@@ -16,8 +16,8 @@ from core.settings import Settings
 from pipeline.imaging import check_image
 from support import SAMPLE_IMAGES
 from workers.celery_app import create_celery
-from workers.client import JobClient, Submission
-from workers.jobs import RedisJobStore
+from workers.job_client import JobClient, Submission
+from workers.job_store import RedisJobStore
 from workers.storage import create_store
 
 AMQP_URL = os.environ.get("DERMQ_TEST_AMQP_URL", "amqp://guest:guest@127.0.0.1:5672//")

@@ -15,7 +15,7 @@ import workers.runtime
 from core.jobs import Job, JobStatus
 from core.settings import Settings
 from workers.celery_app import create_celery
-from workers.jobs import RedisJobStore, new_id
+from workers.job_store import RedisJobStore, new_id
 from workers.runtime import WorkerRuntime, get_runtime, init_runtime, sweep_expired
 from workers.storage import LocalObjectStore
 

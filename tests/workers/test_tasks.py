@@ -12,7 +12,7 @@ import redis
 from core.jobs import AnalysisKind, Job, JobErrorKind, JobStatus
 from core.settings import Settings
 from pipeline.imaging import ImageRejected
-from workers.jobs import RedisJobStore, new_id
+from workers.job_store import RedisJobStore, new_id
 from workers.leases import LeaseKeeper
 from workers.storage import LocalObjectStore, ObjectNotFound, StorageUnavailable
 from workers.tasks import HANDLERS, TransientFailure, execute_job, result_key

@@ -24,8 +24,8 @@ from core.jobs import AnalysisKind, Batch, DiagnosisSpec, Job, JobStatus
 from core.settings import Settings
 from support import WebhookReceiver
 from workers.celery_app import create_celery
-from workers.client import JobClient, Submission
-from workers.jobs import RedisJobStore, utcnow
+from workers.job_client import JobClient, Submission
+from workers.job_store import RedisJobStore, utcnow
 from workers.storage import LocalObjectStore
 from workers.webhooks import (
     AccountWebhooks,

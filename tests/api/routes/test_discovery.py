@@ -6,7 +6,7 @@ import socket
 import pytest
 import redis
 
-from workers.jobs import WORKER_KEY_PREFIX
+from workers.job_store import WORKER_KEY_PREFIX
 
 pytestmark = pytest.mark.slow
 

@@ -20,7 +20,7 @@ from core.jobs import AnalysisKind, Batch, Job, JobSpec, JobStatus, StoredImage
 from core.settings import Settings
 from pipeline.imaging import CheckedImage
 from workers.celery_app import RUN_JOB_TASK
-from workers.jobs import WORKER_KEY_PREFIX, RedisJobStore, new_id, utcnow
+from workers.job_store import WORKER_KEY_PREFIX, RedisJobStore, new_id, utcnow
 from workers.storage import ObjectStore
 from workers.webhooks import AccountWebhooks, Notifier, notify_safely
 

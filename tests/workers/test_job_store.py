@@ -20,7 +20,7 @@ from core.jobs import (
     SeveritySpec,
     StoredImage,
 )
-from workers.jobs import Begin, RedisJobStore, Sweep, new_id
+from workers.job_store import Begin, RedisJobStore, Sweep, new_id
 
 
 @pytest.fixture()
@@ -165,6 +165,22 @@ def test_a_requeued_job_that_never_starts_is_resent_and_a_live_one_is_left_alone
     assert store.sweep_leases(max_lost=3, resend_after_s=30) == [(lapsed.id, Sweep.resend)]
     assert store.sweep_leases(max_lost=3) == []
     assert store.get(live.id).status is JobStatus.running
+
+
+def test_unleased_queued_lists_only_old_queued_jobs_no_worker_holds(store: RedisJobStore) -> None:
+    old = [make_job(created_at=time.time() - 120) for _ in range(4)]
+    fresh = make_job()
+    for job in (*old, fresh):
+        store.create(job)
+    waiting, claimed, running, expired = old
+    store.claim(claimed.id, lease_s=30)  # a worker holds its message
+    store.begin_attempt(running.id, **LEASE)
+    store.r.delete(store._job(expired.id))  # its record expired
+    assert store.unleased_queued(older_than_s=60) == [waiting.id]
+    assert store.r.zscore(store._queued, expired.id) is None  # the expired id left the index
+    # A job that left the queue leaves the index; a fresh one joins it once old enough.
+    store.finish(waiting.id, JobStatus.cancelled)
+    assert store.unleased_queued(older_than_s=0) == [fresh.id]
 
 
 def test_hand_back_requeues_without_counting_a_lost_worker(store: RedisJobStore) -> None:

@@ -62,7 +62,8 @@ class Sweep(str, Enum):
     held = "held"  # renewed meanwhile, or already finished
 
 
-# Every script takes KEYS = job hash, status counters, leases (zset: job id → lease end), finished (zset).
+# Every script takes KEYS = job hash, status counters, leases (zset: job id → lease end), finished (zset),
+# queued (zset: job id → when it was last queued).
 
 # Moves the job from `current` to `new`, keeping the counters and the lease and finished sets right.
 _MOVE = """
@@ -72,6 +73,7 @@ local function move(current, new, now)
     redis.call('HINCRBY', KEYS[2], current, -1)
     redis.call('HINCRBY', KEYS[2], new, 1)
   end
+  if new == 'queued' then redis.call('ZADD', KEYS[5], now, ARGV[1]) else redis.call('ZREM', KEYS[5], ARGV[1]) end
   if new ~= 'queued' and new ~= 'running' then
     redis.call('ZREM', KEYS[3], ARGV[1])
     if new ~= 'expired' then redis.call('ZADD', KEYS[4], now, ARGV[1]) end
@@ -152,6 +154,14 @@ move('running', 'queued', ARGV[3])
 return 1
 """
 
+# ARGV: job id, deadline. A queued job whose message a worker has taken but not started yet: the
+# deadline (renewed while that worker lives) has the sweep send the job again if the worker dies first.
+_CLAIM = """
+if redis.call('HGET', KEYS[1], 'status') ~= 'queued' then return 0 end
+redis.call('ZADD', KEYS[3], ARGV[2], ARGV[1])
+return 1
+"""
+
 # ARGV: job id, now, max lost, the next deadline of a resent job.
 _SWEEP = _MOVE + """
 local current = redis.call('HGET', KEYS[1], 'status')
@@ -195,6 +205,7 @@ class RedisJobStore:
         self._begin = client.register_script(_BEGIN)
         self._renew = client.register_script(_RENEW)
         self._hand_back = client.register_script(_HAND_BACK)
+        self._claim = client.register_script(_CLAIM)
         self._sweep = client.register_script(_SWEEP)
         self._page_by_status = client.register_script(_PAGE_BY_STATUS)
 
@@ -223,8 +234,12 @@ class RedisJobStore:
     def _leases(self) -> str:
         return f"{self.prefix}:leases"
 
+    @property
+    def _queued(self) -> str:
+        return f"{self.prefix}:queued"
+
     def _keys(self, job_id: str) -> list[str]:
-        return [self._job(job_id), self._counts, self._leases, self._finished]
+        return [self._job(job_id), self._counts, self._leases, self._finished, self._queued]
 
     @property
     def finished_channel(self) -> str:
@@ -249,6 +264,8 @@ class RedisJobStore:
         pipe.zadd(self._client_jobs(job.client), {job.id: job.created_at})
         pipe.expire(self._client_jobs(job.client), self._record_ttl)
         pipe.hincrby(self._counts, job.status.value, 1)
+        if job.status is JobStatus.queued:
+            pipe.zadd(self._queued, {job.id: job.created_at})
         pipe.execute()
 
     def get(self, job_id: str) -> Job | None:
@@ -275,6 +292,10 @@ class RedisJobStore:
     def hand_back(self, job_id: str, run: str, *, deadline_s: float) -> bool:
         now = utcnow()
         return bool(self._hand_back(keys=self._keys(job_id), args=[job_id, run, repr(now), repr(now + deadline_s)]))
+
+    def claim(self, job_id: str, *, lease_s: float) -> bool:
+        """Set (or renew) a still-queued job's deadline; False once the job left ``queued``."""
+        return bool(self._claim(keys=self._keys(job_id), args=[job_id, repr(utcnow() + lease_s)]))
 
     def sweep_leases(self, *, max_lost: int, limit: int = 100, resend_after_s: float = 60.0) -> list[tuple[str, Sweep]]:
         now = utcnow()
@@ -344,7 +365,26 @@ class RedisJobStore:
         pipe.delete(self._job(job_id))
         pipe.zrem(self._client_jobs(job.client), job_id)
         pipe.hincrby(self._counts, job.status.value, -1)
+        pipe.zrem(self._queued, job_id)
         pipe.execute()
+
+    def unleased_queued(self, *, older_than_s: float, limit: int = 10_000) -> list[str]:
+        """Jobs queued for longer than ``older_than_s`` that no worker has claimed or leased and that carry no
+        resend deadline: each is either waiting in the broker's queue or its message was lost (see
+        `workers.leases.LeaseKeeper.recover_lost_messages`). Ids whose record expired are dropped here."""
+        ids = self.r.zrangebyscore(self._queued, "-inf", utcnow() - older_than_s, start=0, num=limit)
+        if not ids:
+            return []
+        pipe = self.r.pipeline(transaction=False)
+        for job_id in ids:
+            pipe.hget(self._job(job_id), "status")
+            pipe.zscore(self._leases, job_id)
+        answers = pipe.execute()
+        statuses, deadlines = answers[0::2], answers[1::2]
+        if gone := [j for j, status in zip(ids, statuses) if status is None]:
+            self.r.zrem(self._queued, *gone)
+        return [j for j, status, deadline in zip(ids, statuses, deadlines)
+                if status == JobStatus.queued.value and deadline is None]
 
     # --- batches ---
     def create_batch(self, batch: Batch) -> None:

@@ -8,7 +8,7 @@ import json
 import pytest
 
 from core.jobs import SPEC_MODELS, AnalysisKind, StoredImage
-from workers.client import Submission
+from workers.job_client import Submission
 
 # Specs as the API built them when they were plain dicts (images are attached later, outside the fingerprint).
 DICT_SPECS = [

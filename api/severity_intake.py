@@ -27,7 +27,7 @@ from pipeline.catalogue import load_catalogue
 from pipeline.severity.body_sites import BODY_SITES
 from pipeline.severity.conditions import ConditionProblem, resolve_condition
 from pipeline.severity.systems import SYSTEMS, ScoringSystem
-from workers.client import Submission
+from workers.job_client import Submission
 
 LOCAL, GLOBAL, MANUAL = AnalysisKind.severity_local, AnalysisKind.severity_global, AnalysisKind.severity_manual
 _TRUE, _FALSE = {"true", "yes", "y"}, {"false", "no", "n"}
