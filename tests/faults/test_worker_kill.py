@@ -5,6 +5,9 @@ other while it runs a second wave. With the broker's visibility timeout at its
 default (300 s), the jobs a dead worker held must still finish within about a
 minute of the kill (their leases lapse and a live worker's sweep sends them
 again), every job must succeed, and each must have exactly one stored result.
+The waves are submitted while the kills happen, so a killed worker also takes
+messages it had received but not started (its claims lapse) and, now and then,
+one it was popping from Redis as it died (the lost-message scan resends it).
 """
 
 from __future__ import annotations
@@ -52,7 +55,8 @@ def whereabouts(service: Service, job_id: str) -> dict:
     record = {k: v for k, v in r.hgetall(f"dermq:job:{job_id}").items() if k != "spec"}
     unacked = [tag for tag, body in r.hgetall("unacked").items() if job_id in body]
     queued_in = [key for key in r.scan_iter() if r.type(key) == "list" and any(job_id in m for m in r.lrange(key, 0, -1))]
-    return {"record": record, "deadline_in": (r.zscore("dermq:leases", job_id) or 0) - time.time(),
+    deadline = r.zscore("dermq:leases", job_id)
+    return {"record": record, "deadline_in_s": None if deadline is None else deadline - time.time(),
             "unacked": unacked, "in_queue": queued_in,
             "logs": [line for log in sorted((service.settings.data_dir / "logs").glob("worker-*.log"))
                      for line in log.read_text(errors="replace").splitlines() if job_id in line]}
