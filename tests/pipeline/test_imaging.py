@@ -81,6 +81,20 @@ def test_truncated_image_is_rejected() -> None:
         check_image(data[: len(data) // 3], declared_type=None, max_pixels=10**7)
 
 
+@pytest.mark.parametrize("cut", [0.5, 0.99])
+def test_a_jpeg_is_checked_to_its_last_block_although_at_reduced_scale(cut: float) -> None:
+    # The intake check decodes JPEG at 1/8 scale: damage anywhere in the stream, even near its end, still fails.
+    data = (SAMPLE / "ISIC_0001769.jpg").read_bytes()
+    with pytest.raises(ImageRejected, match="decoded"):
+        check_image(data[: int(len(data) * cut)], declared_type=None, max_pixels=10**7)
+    garbled = bytearray(data)
+    start = int(len(data) * cut) - 2000
+    garbled[start:start + 1000] = np.random.default_rng(0).integers(0, 256, 1000, dtype=np.uint8).tobytes()
+    with pytest.raises(ImageRejected, match="decoded"):
+        check_image(bytes(garbled), declared_type=None, max_pixels=10**7)
+    assert check_image(data, declared_type="image/jpeg", max_pixels=10**7).width > 0
+
+
 def test_exif_orientation_is_applied() -> None:
     img = Image.new("RGB", (60, 20), (255, 0, 0))
     img.paste((0, 0, 255), (0, 0, 10, 20))  # blue strip on the left
