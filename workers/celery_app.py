@@ -66,14 +66,9 @@ def task_ids_in_redis_broker(app: Celery, queues: list[str]) -> set[str] | None:
         for queue in queues:
             for priority in channel.priority_steps:
                 pipe.lrange(channel._q_for_pri(queue, priority), 0, -1)
-        waiting = [raw for answer in pipe.execute() for raw in answer]
-        unacked = [json.loads(value)[0] for value in client.hvals(channel.unacked_key)]
-    ids = set()
-    for message in [*(json.loads(raw) for raw in waiting), *unacked]:
-        task_id = message.get("headers", {}).get("id")
-        if task_id:
-            ids.add(task_id)
-    return ids
+        waiting = [json.loads(raw) for answer in pipe.execute() for raw in answer]
+        unacked = [json.loads(value)[0] for value in client.hvals(channel.unacked_key)]  # [message, exchange, key]
+    return {task_id for message in (*waiting, *unacked) if (task_id := message.get("headers", {}).get("id"))}
 
 
 def _transport_config(broker_url: str) -> dict:

@@ -297,7 +297,7 @@ class WorkerRuntime:
             turn = f"{self.jobs.prefix}:lost-message-scan"
             if self.jobs.r.set(turn, self.hostname, nx=True, ex=max(1, round(self.settings.lease_s))):
                 self.leases.recover_lost_messages(
-                    lambda: task_ids_in_redis_broker(self.app, list(self.settings.worker_queues)))
+                    lambda: task_ids_in_redis_broker(self.app, self.settings.worker_queues))
         except Exception as exc:
             log.warning("lost-message scan failed: %s", exc)
 

@@ -85,6 +85,7 @@ def test_the_task_ids_a_redis_broker_holds_are_read_from_its_queues_and_unacked_
     with app.connection_for_read() as conn:
         channel = conn.default_channel
         client = channel.client
+        taken = None
         try:
             # A consumer took "taken" (delivered, not acknowledged yet), and one was killed as it popped "lost".
             taken = channel.basic_get(settings.queue_batch, no_ack=False)
@@ -94,8 +95,9 @@ def test_the_task_ids_a_redis_broker_holds_are_read_from_its_queues_and_unacked_
                                                                              ("waiting", "taken", "lost")}
         finally:
             client.delete(*(channel._q_for_pri(q, p) for q in settings.worker_queues for p in channel.priority_steps))
-            client.hdel(channel.unacked_key, taken.delivery_tag)
-            client.zrem(channel.unacked_index_key, taken.delivery_tag)
+            if taken is not None:
+                client.hdel(channel.unacked_key, taken.delivery_tag)
+                client.zrem(channel.unacked_index_key, taken.delivery_tag)
 
 
 def test_another_broker_holds_no_task_ids_dermq_reads() -> None:
