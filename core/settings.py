@@ -96,6 +96,10 @@ class Settings(BaseSettings):
     max_image_bytes: int = Field(20 * 1024 * 1024, ge=1)
     max_image_pixels: int = Field(40_000_000, ge=1, description="Larger images are refused (bomb guard).")
     decode_max_side: int = Field(2048, ge=256, description="Workers decode images at most this many pixels on a side.")
+    diagnosis_decode_side: int = Field(
+        1024, ge=256, description="Diagnosis decodes a JPEG at the smallest DCT scale (1/2, 1/4, 1/8) that keeps this "
+        "many pixels on its long side (heat maps are 384 px, the model's input 192)."
+    )
     min_image_side: int = Field(32, ge=1, description="Images narrower or lower than this many pixels are refused.")
     max_aspect_ratio: float = Field(
         10.0, ge=1, allow_inf_nan=False, description="Images whose long side exceeds this many short sides are refused."

@@ -60,8 +60,27 @@ MODALITY_WARNING = (
 
 @dataclass(frozen=True)
 class ImageInput:
-    rgb: np.ndarray
+    rgb: np.ndarray  # upright RGB at the working resolution
     title: str | None = None
+    source_shape: tuple[int, int] | None = None  # (height, width) of the original, when rgb is reduced
+
+
+ImageSource = ImageInput | Callable[[], ImageInput]  # decoded, or decoded when called
+
+
+def load_image(source: ImageSource) -> ImageInput:
+    """The image of ``source``, decoding it now if it is a loader (the worker's are)."""
+    return source() if callable(source) else source
+
+
+@dataclass(frozen=True)
+class _Prepared:
+    """What the report needs of one image once it is decoded and sent to the model."""
+
+    shape: tuple[int, int]
+    source_shape: tuple[int, int] | None
+    views: QualityViews  # quality's working copy and gate-independent measures, prepared
+    base: np.ndarray | None  # the image all its heat maps are drawn on (`heatmap_base`)
 
 
 @dataclass
@@ -133,40 +152,56 @@ class DiagnosisPipeline:
         self.quality = quality
         self.heatmap_top_k = heatmap_top_k
         self.heatmap_max_side = heatmap_max_side
+        # The analysis copy: the image shrunk once (never enlarged) to the heat maps' side, and to at
+        # least twice the model's input so the squash to it stays an area average of many pixels.
+        self.analysis_side = max(heatmap_max_side, 2 * manifest.input_size)
         self.models = models or []
         # Model class i lands on catalogue row index_map[i]; conditions the model lacks stay at 0.
         self.index_map = np.array([catalogue.index(code) for code in manifest.classes], dtype=np.int64)
         self.model_index = {int(row): i for i, row in enumerate(self.index_map)}
 
-    def run(self, report_id: str, images: Sequence[ImageInput], progress: ProgressFn | None = None) -> dict[str, Any]:
+    def run(self, report_id: str, images: Sequence[ImageSource], progress: ProgressFn | None = None) -> dict[str, Any]:
+        """The report for ``images``: decoded inputs, or callables that decode one when its turn comes
+        (the worker's), so only one image of a job is ever held at its working resolution."""
         started = time.perf_counter()
         step = progress or (lambda stage, done, total: None)
         total = len(images)
 
-        # The forward pass comes first: the learned image gate reads its pooled features.
-        step("preprocess", 0, total)
-        inputs = [self.preprocess(image.rgb) for image in images]
-        step("classification", 0, total)
-        pending = self.submit(inputs) if self.submit is not None else None
-        outputs = self.predict(inputs) if pending is None else None
-        # While the model runs (or after it, without `submit`): what needs no model output.
-        views = [QualityViews(image.rgb, self.quality).prepare() for image in images]
-        bases = [heatmap_base(image.rgb, self.heatmap_max_side) if self.heatmap_top_k else None for image in images]
-        if pending is not None:
-            outputs = [future.result() for future in pending]
+        # Per image: decode, squash its analysis copy to the model's input and send it to the model
+        # (with `submit`, a batcher on its own thread: the next image is decoded while the model runs),
+        # then what needs no model output (quality views, the heat maps' base). The learned image gate
+        # reads the forward pass's pooled features, so the quality verdicts wait for it.
+        prepared: list[_Prepared] = []
+        inputs, pending = [], []
+        for i, source in enumerate(images):
+            step("decode", i, total)
+            image = load_image(source)
+            step("preprocess", i, total)
+            copy = heatmap_base(image.rgb, self.analysis_side)
+            inputs.append(self.preprocess(copy))
+            if self.submit is not None:
+                pending += self.submit(inputs[-1:])
+            step("classification", i, total)
+            prepared.append(_Prepared(
+                shape=image.rgb.shape[:2], source_shape=image.source_shape,
+                views=QualityViews(image.rgb, self.quality).prepare(),
+                base=heatmap_base(copy, self.heatmap_max_side) if self.heatmap_top_k else None,
+            ))
+        outputs = [future.result() for future in pending] if self.submit is not None else self.predict(inputs)
         step("classification", total, total)
 
         step("quality", 0, total)
         validity = []
-        for i, (image, view, out) in enumerate(zip(images, views, outputs)):
+        for i, (image, out) in enumerate(zip(prepared, outputs)):
             gate = GateProbs.maybe(getattr(out, "gate", None))
-            validity.append(assess_media_validity(image.rgb, self.quality, gate, views=view))
+            validity.append(assess_media_validity(image.views.rgb, self.quality, gate, views=image.views,
+                                                  source_shape=image.source_shape or image.shape))
             step("quality", i + 1, total)
 
         results = []
         step("explainability", 0, total)
-        for i, (image, valid, out, base) in enumerate(zip(images, validity, outputs, bases)):
-            results.append(self._image_result(image, valid, out, base))
+        for i, (image, valid, out) in enumerate(zip(prepared, validity, outputs)):
+            results.append(self._image_result(image, valid, out))
             step("explainability", i + 1, total)
 
         step("report", 0, 1)
@@ -196,8 +231,7 @@ class DiagnosisPipeline:
         probs[self.index_map] = model_probs
         return probs
 
-    def _image_result(self, image: ImageInput, validity: dict[str, Any], out: Any, base: np.ndarray | None) -> ImageResult:
-        """`base`: the downscaled image all heat maps of this image share (`heatmap_base`)."""
+    def _image_result(self, image: _Prepared, validity: dict[str, Any], out: Any) -> ImageResult:
         probs = self._catalogue_probs(np.asarray(out.probs, dtype=np.float64))
         order = self._ranking(probs)
         conclusion = []
@@ -207,7 +241,7 @@ class DiagnosisPipeline:
             # map is drawn for the top ranks the model covers, null beyond.
             item["explainability"] = None
             if rank < self.heatmap_top_k and row in self.model_index:
-                heatmap = cam_to_heatmap(image.rgb, out.cams[self.model_index[row]], base=base)
+                heatmap = cam_to_heatmap(image.base, out.cams[self.model_index[row]], base=image.base)
                 item["explainability"] = {"heatMap": heatmap}
             conclusion.append(item)
         analysis = {

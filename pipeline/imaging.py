@@ -1,7 +1,7 @@
 """Image intake: strict base64, format sniffed from the bytes, size limits, EXIF orientation.
 
 The API calls `check_attachment` before anything is stored, so a rejected image
-leaves nothing behind; the worker calls `decode_image` on the stored bytes.
+leaves nothing behind; the worker calls `decode` on the stored bytes.
 Only Pillow and numpy are used here so the API image stays free of torch/OpenCV.
 """
 
@@ -129,25 +129,49 @@ def check_image(data: bytes, *, declared_type: str | None, max_pixels: int, min_
     return CheckedImage(data=data, format=fmt, width=width, height=height)
 
 
-def decode_image(data: bytes, *, max_pixels: int, min_side: int = 1,
-                 max_aspect_ratio: float = math.inf, max_side: int | None = None) -> np.ndarray:
-    """Bytes → HxWx3 uint8 RGB with EXIF orientation applied; the same size limits as `check_image`.
+@dataclass(frozen=True, slots=True)
+class DecodedImage:
+    rgb: np.ndarray  # HxWx3 uint8, upright, at the working resolution
+    source_shape: tuple[int, int]  # (height, width) of the upright original, before any reduction
+
+
+def decode(data: bytes, *, max_pixels: int, min_side: int = 1, max_aspect_ratio: float = math.inf,
+           max_side: int | None = None, reduce_to: int | None = None) -> DecodedImage:
+    """Bytes → upright RGB with EXIF orientation applied; the same size limits as `check_image`.
 
     ``max_side``: the working resolution. A larger image is decoded reduced (JPEG's DCT scaling, so a
     40-Mpx photo never exists at full size in memory) and then fitted, keeping worker memory bounded.
+    ``reduce_to``: an analysis that needs no more than this many pixels on the long side takes a JPEG
+    at the smallest DCT scale (1/2, 1/4, 1/8) that still has them, and no fit after it: the inverse
+    DCTs shrink with the scale, so a 5-Mpx photo decodes in about half the time and every copy made
+    from it costs less.
     """
     with _open(data, max_pixels, min_side, max_aspect_ratio) as img:
-        if max_side is not None and max(img.size) > max_side:
-            scale = max_side / max(img.size)
+        source = img.size
+        target = min(side for side in (max_side, reduce_to, math.inf) if side is not None)
+        if max(img.size) > target:
+            scale = target / max(img.size)
             img.draft("RGB", (max(1, round(img.width * scale)), max(1, round(img.height * scale))))
+        if max_side is not None and max(img.size) > max_side:
             # Area averaging (BOX): alias-free like the analysis copies' INTER_AREA, and half Lanczos's cost on 5 MP.
             img.thumbnail((max_side, max_side), Image.Resampling.BOX)
+        stored = img.size
         img = _upright(img)
+        if img.size != stored:  # a quarter turn: the original's sides swap too
+            source = source[::-1]
         if img.mode in ("RGBA", "LA", "P"):
             img = img.convert("RGBA")
             background = Image.new("RGBA", img.size, (255, 255, 255, 255))
             img = Image.alpha_composite(background, img)
-        return np.asarray(img.convert("RGB"))
+        rgb = img if img.mode == "RGB" else img.convert("RGB")  # convert() would copy an RGB image
+        return DecodedImage(np.asarray(rgb), (source[1], source[0]))
+
+
+def decode_image(data: bytes, *, max_pixels: int, min_side: int = 1,
+                 max_aspect_ratio: float = math.inf, max_side: int | None = None) -> np.ndarray:
+    """`decode`'s pixels alone (training data, the severity pipeline's stored inputs)."""
+    return decode(data, max_pixels=max_pixels, min_side=min_side, max_aspect_ratio=max_aspect_ratio,
+                  max_side=max_side).rgb
 
 
 # EXIF orientation → the transpose that shows the image upright: ImageOps.exif_transpose's table. That

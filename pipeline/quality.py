@@ -12,8 +12,9 @@ Quality checks read one working copy, the image downscaled (never upscaled) to
 `working_side` on its long side: about the classifier's input, so a defect counts when
 it reaches the analysis and not when it only shows at full resolution. Two exceptions,
 both cheap: `resolution` is judged on the original's short side, and `noise` on a
-native-resolution centre window, because sensor grain is a pixel-scale property that any
-downscale averages away. Each check maps its measure to a sub-score in [0, 1] through
+centre window of the decoded image, because sensor grain is a pixel-scale property that any
+downscale averages away (the window is native up to twice the worker's decode side, 1024 px
+by default; a larger JPEG is decoded at 1/2 or 1/4 scale, as the 2048-px fit reduced it before). Each check maps its measure to a sub-score in [0, 1] through
 three anchors (bad → 0, limit → 0.6, good → 1). The quality score is 100 × the worst
 sub-score, so with the default threshold of 60 an image is acceptable exactly when every
 check passes, and a score below 60 always comes with a failing metric whose hint says
@@ -64,7 +65,7 @@ LIMIT_SUBSCORE = 0.6  # a check's sub-score exactly at its limit; equals the def
 class QualityConfig:
     min_score: float = 60.0  # quality.acceptable threshold on the 0-100 score
     working_side: int = 256  # long side of the one working copy every check reads (about the model's input)
-    noise_window: int = 512  # side of the native-resolution centre window the noise is measured on
+    noise_window: int = 512  # side of the centre window of the decoded image the noise is measured on
     min_short_side_px: int = 112  # smaller originals fail `resolution`: the model would upsample them over 1.7x
     min_sharpness: float = 0.55  # 1 - blur ratio (Crete et al. 2007) in the worst of 4 directions
     # The learned sharpness head (calibrated P(blurred); thresholds chosen on the gate's calibration split):
@@ -165,7 +166,7 @@ class QualityViews:
     """
 
     def __init__(self, rgb: np.ndarray, config: QualityConfig):
-        self.original = rgb
+        self._original: np.ndarray | None = rgb  # released by `prepare`, once the noise window is read
         self.rgb = shrink(rgb, config.working_side, fast=True)
         self.config = config
 
@@ -194,12 +195,14 @@ class QualityViews:
 
     @cached_property
     def grain(self) -> np.ndarray:
-        """Grey of a native-resolution centre window: sensor grain is a pixel-scale property that
-        downscaling averages away, so noise is the one measure not read off the working copy."""
-        h, w = self.original.shape[:2]
+        """Grey of a centre window of the image as decoded (native unless it was decoded reduced):
+        sensor grain is a pixel-scale property that downscaling averages away, so noise is the one
+        measure not read off the working copy."""
+        assert self._original is not None, "prepare() read the noise window already"
+        h, w = self._original.shape[:2]
         side = self.config.noise_window
         top, left = max(0, (h - side) // 2), max(0, (w - side) // 2)
-        window = np.ascontiguousarray(self.original[top : top + side, left : left + side])
+        window = np.ascontiguousarray(self._original[top : top + side, left : left + side])
         return cv2.cvtColor(window, cv2.COLOR_RGB2GRAY).astype(np.float32)
 
     @cached_property
@@ -215,9 +218,11 @@ class QualityViews:
         return _immerkaer_sigma(self.grain, smooth_only=True)
 
     def prepare(self) -> "QualityViews":
-        """Compute every view and gate-independent measure now (the costly part of the checks)."""
+        """Compute every view and gate-independent measure now (the costly part of the checks), and let
+        go of the full image: from here on the views hold only their small copies."""
         for name in ("lab", "region", "sharpness", "noise_sigma"):
             getattr(self, name)
+        self._original = None
         return self
 
 
@@ -363,8 +368,8 @@ def _framing(v: QualityViews, c: QualityConfig, dermoscopic: bool) -> tuple[floa
     return value, _ramp(value, c.min_skin_center / 4, c.min_skin_center, min(1.0, c.min_skin_center * 1.75)), "framing"
 
 
-def _resolution(rgb: np.ndarray, c: QualityConfig) -> tuple[float, float, str]:
-    value = float(min(rgb.shape[:2]))
+def _resolution(shape: tuple[int, ...], c: QualityConfig) -> tuple[float, float, str]:
+    value = float(min(shape[:2]))
     return value, _ramp(value, c.min_short_side_px / 3.5, c.min_short_side_px, c.min_short_side_px * 1.75), "resolution"
 
 
@@ -436,14 +441,15 @@ MODALITY_CONFIDENCE_TEXT = "AI model confidence in identifying the image's modal
 
 def assess_media_validity(
     rgb: np.ndarray, config: QualityConfig = QualityConfig(), gate: GateProbs | None = None,
-    views: QualityViews | None = None,
+    views: QualityViews | None = None, source_shape: tuple[int, int] | None = None,
 ) -> dict[str, Any]:
     """The `mediaValidity` block for one decoded (EXIF-rotated) HxWx3 uint8 RGB image.
 
     `gate` holds the learned gate's calibrated probabilities for this image (from the
     classifier's forward pass); without it the classical colour-and-texture gate decides.
     `views`: this image's `QualityViews` (with this config) if already made, e.g. prepared
-    while the forward pass ran.
+    while the forward pass ran. `source_shape`: (height, width) of the original when `rgb` was
+    decoded reduced; `resolution` judges the original.
     """
     v = views if views is not None else QualityViews(rgb, config)
     gate = gate if gate is not None else classical_gate(v, config)
@@ -452,7 +458,7 @@ def assess_media_validity(
     dermoscopic = p_dermoscopic >= 0.5
     results = {"sharpness": _sharpness(v, config, gate.blurred)}
     results |= {name: check(v, config) for name, check in CHECKS.items()}
-    results["resolution"] = _resolution(rgb, config)
+    results["resolution"] = _resolution(source_shape or rgb.shape, config)
     results["colorCast"] = _color_cast(v, config, dermoscopic)
     results["framing"] = _framing(v, config, dermoscopic)
     metrics = {name: _metric(*result) for name, result in results.items()}

@@ -19,6 +19,7 @@ one the runtime was given (`WorkerRuntime.app`).
 
 from __future__ import annotations
 
+import functools
 import logging
 import time
 from typing import Any, Callable
@@ -31,7 +32,7 @@ from kombu.exceptions import OperationalError
 
 from core.jobs import AnalysisKind, Job, JobErrorKind, JobStatus, SeveritySpec
 from pipeline.diagnosis import ImageInput
-from pipeline.imaging import ImageRejected, decode_image
+from pipeline.imaging import ImageRejected, decode
 from workers import metrics
 from workers.celery_app import DELIVER_WEBHOOK_TASK, RUN_JOB_TASK
 from workers.job_store import Begin
@@ -67,30 +68,31 @@ class TransientFailure(Exception):
 Handler = Callable[[WorkerRuntime, Job, Callable[[str, int, int], None]], dict[str, Any]]
 
 
-def load_images(rt: WorkerRuntime, job: Job) -> list[ImageInput]:
-    """One image at a time, each at the working resolution: a job's memory is bounded by its image count."""
+def image_loaders(rt: WorkerRuntime, job: Job, reduce_to: int | None = None) -> list[Callable[[], ImageInput]]:
+    """One loader per image of the job: each fetches and decodes its image at the working resolution
+    (``reduce_to``: see `pipeline.imaging.decode`) when the pipeline comes to it."""
     s = rt.settings
-    return [
-        ImageInput(rgb=decode_image(rt.store.get_bytes(img.key), max_pixels=s.max_image_pixels,
-                                    min_side=s.min_image_side, max_aspect_ratio=s.max_aspect_ratio,
-                                    max_side=s.decode_max_side),
-                   title=img.title)
-        for img in job.spec.images
-    ]
+
+    def load(key: str, title: str | None) -> ImageInput:
+        decoded = decode(rt.store.get_bytes(key), max_pixels=s.max_image_pixels, min_side=s.min_image_side,
+                         max_aspect_ratio=s.max_aspect_ratio, max_side=s.decode_max_side, reduce_to=reduce_to)
+        return ImageInput(rgb=decoded.rgb, title=title, source_shape=decoded.source_shape)
+
+    return [functools.partial(load, img.key, img.title) for img in job.spec.images]
 
 
 def run_diagnosis(rt: WorkerRuntime, job: Job, progress: Callable[[str, int, int], None]) -> dict[str, Any]:
     pipeline = rt.diagnosis  # taken once: a model reload mid-job does not mix generations
-    progress("decode", 0, len(job.spec.images))
-    return pipeline.run(job.id, load_images(rt, job), progress)
+    # Decoded one at a time inside the pipeline; reduced, since diagnosis returns nothing at the image's
+    # own size (its heat maps are 384 px).
+    return pipeline.run(job.id, image_loaders(rt, job, reduce_to=rt.settings.diagnosis_decode_side), progress)
 
 
 def run_severity(rt: WorkerRuntime, job: Job, progress: Callable[[str, int, int], None]) -> dict[str, Any]:
     pipeline = rt.severity
     spec = job.spec
     assert isinstance(spec, SeveritySpec)  # the job's kind chose the model (core.jobs.SPEC_MODELS)
-    progress("decode", 0, len(spec.images))
-    return pipeline.run(job.id, spec, load_images(rt, job), progress)
+    return pipeline.run(job.id, spec, image_loaders(rt, job), progress)  # each decoded at its site's turn
 
 
 HANDLERS: dict[AnalysisKind, Handler] = {
@@ -115,11 +117,14 @@ class _Progress:
         self.since = time.perf_counter()
         self.last: tuple[str, int, int] | None = None  # the latest report, written or not
         self.written_at: float | None = None
+        # Seconds per stage over the whole run: a pipeline that takes images one at a time comes back
+        # to a stage once per image, and the metric is a stage's share of one job.
+        self.spent: dict[str, float] = {}
 
     def __call__(self, stage: str, done: int, total: int) -> None:
         now = time.perf_counter()
         if stage != self.stage:
-            self.close()
+            self._lap(now)
             self.stage, self.since = stage, now
         self.last = (stage, done, total)
         if not self.rt.leases.holds(self.job.id, self.run):  # in memory: checked at every report
@@ -131,9 +136,16 @@ class _Progress:
         if self.rt.jobs.set_progress(self.job.id, stage, done, total, run=self.run) is not JobStatus.running:
             raise JobCancelled(self.job.id)
 
-    def close(self) -> None:
+    def _lap(self, now: float) -> None:
         if self.stage is not None:
-            metrics.STAGE_SECONDS.labels(self.job.kind, self.stage).observe(time.perf_counter() - self.since)
+            self.spent[self.stage] = self.spent.get(self.stage, 0.0) + now - self.since
+
+    def close(self) -> None:
+        self._lap(time.perf_counter())
+        self.stage = None
+        for stage, seconds in self.spent.items():
+            metrics.STAGE_SECONDS.labels(self.job.kind, stage).observe(seconds)
+        self.spent.clear()
 
 
 def result_prefix(job: Job) -> str:

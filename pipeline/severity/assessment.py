@@ -24,7 +24,7 @@ import numpy as np
 from core.jobs import CatalogueCondition, SeveritySite, SeveritySpec
 from pipeline.catalogue import load_catalogue
 from pipeline.codes import additional_data, ai_confidence, local_code
-from pipeline.diagnosis import ImageInput, envelope
+from pipeline.diagnosis import ImageInput, ImageSource, envelope, load_image
 from pipeline.gate import GateProbs
 from pipeline.masks import (
     ANNOTATION_TITLE,
@@ -162,8 +162,10 @@ class SeverityPipeline:
         self.quality = quality
         self.models = models or []
 
-    def run(self, report_id: str, spec: SeveritySpec, images: Sequence[ImageInput],
+    def run(self, report_id: str, spec: SeveritySpec, images: Sequence[ImageSource],
             progress: ProgressFn | None = None) -> dict[str, Any]:
+        """The report for ``spec``; ``images``: decoded, or loaders each called when its site's turn
+        comes, so one image at a time is held at its working resolution."""
         started = time.perf_counter()
         step = progress or (lambda stage, done, total: None)
         system = SYSTEMS[spec.system]
@@ -171,7 +173,7 @@ class SeverityPipeline:
         results: list[SiteResult] = []
         for i, site in enumerate(sites):
             step("assessment", i, len(sites))
-            image = images[site.image] if site.image is not None else None
+            image = load_image(images[site.image]) if site.image is not None else None
             results.append(self._site(system, site, image))
         step("scoring", 0, 1)
         body = self._report(system, spec.mode, results)

@@ -29,7 +29,8 @@ def test_bench_service_prints_rates_ratios_and_stages(service) -> None:
                                        "--password", service.password, "--count", "4", "--sync-requests", "2"])
     assert result.exit_code == 0, result.output
     for row in ("ratio end-to-end / bare", "sync request p50", "sync request p95", "ratio served / B0 reference forward",
-                "decode", "quality (mediaValidity)", "segmentation", "around the model (decode to report) / forward"):
+                "decode", "quality (mediaValidity)", "segmentation", "diagnosis pipeline, decode to report",
+                "around the model / bare forward"):
         assert row in result.output, (row, result.output)
 
 

@@ -87,7 +87,60 @@ def test_quality_views_are_prepared_while_the_model_runs(monkeypatch: pytest.Mon
     overlapped = DiagnosisPipeline(load_catalogue(), bundle.manifest, preprocess=classifier.preprocess,
                                    predict=never, submit=submit, quality=QualityConfig())
     report = overlapped.run("r", images)
-    expected = _pipeline(bundle).run("r", images)
+    # The pipeline submits each image as it is decoded: the same one-image batches, synchronously.
+    one_by_one = DiagnosisPipeline(load_catalogue(), bundle.manifest, preprocess=classifier.preprocess,
+                                   predict=lambda xs: [classifier.predict(x[None])[0] for x in xs], quality=QualityConfig())
+    expected = one_by_one.run("r", images)
     for key in ("analysisDuration", "issued", "effectiveDateTime", "meta"):
         report.pop(key, None), expected.pop(key, None)
     assert report == expected
+
+
+def test_the_model_input_is_squashed_from_the_analysis_copy() -> None:
+    """A 1024-px photo reaches `preprocess` already shrunk to the analysis side (384: the heat maps' side,
+    twice the 192-px input), so the squash to the input costs a fraction of one from the full image."""
+    bundle = load_bundle(SHIPPED_BUNDLES["classification"])
+    classifier = Classifier.from_bundle(bundle)
+    seen: list[tuple[int, ...]] = []
+    pipeline = DiagnosisPipeline(
+        load_catalogue(), bundle.manifest, preprocess=lambda rgb: (seen.append(rgb.shape), classifier.preprocess(rgb))[1],
+        predict=lambda xs: classifier.predict(torch.stack(list(xs))), quality=QualityConfig(),
+    )
+    rgb = _rgb(SAMPLE_IMAGES[0])
+    report = pipeline.run("r", [ImageInput(rgb)])
+    assert max(rgb.shape[:2]) > 384 and max(seen[0][:2]) == pipeline.analysis_side == 384
+    heatmap = report["imagingAnalysis"][0]["conclusion"][0]["explainability"]["heatMap"]
+    assert max(heatmap["width"], heatmap["height"]) == 384
+
+
+def test_images_are_decoded_one_at_a_time_and_sent_to_the_model_as_they_come() -> None:
+    """Loaders are called in turn, each image is sent to the model before the next one is decoded, and
+    once its quality views are prepared none of them holds the full image any longer."""
+    bundle = load_bundle(SHIPPED_BUNDLES["classification"])
+    classifier = Classifier.from_bundle(bundle)
+    events: list[str] = []
+
+    def loader(i: int):  # noqa: ANN202
+        def load() -> ImageInput:
+            events.append(f"decode {i}")
+            return ImageInput(_rgb(SAMPLE_IMAGES[i]))
+        return load
+
+    def submit(xs) -> list[Future]:  # noqa: ANN001
+        events.append("submit")
+        futures = []
+        for out in classifier.predict(torch.stack(list(xs))):
+            futures.append(Future())
+            futures[-1].set_result(out)
+        return futures
+
+    views: list[QualityViews] = []
+    original = QualityViews.prepare
+    pipeline = DiagnosisPipeline(load_catalogue(), bundle.manifest, preprocess=classifier.preprocess,
+                                 predict=lambda xs: pytest.fail("with submit, predict is not called"), submit=submit,
+                                 quality=QualityConfig())
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(QualityViews, "prepare", lambda self: (views.append(self), original(self))[1])
+        report = pipeline.run("r", [loader(i) for i in range(3)])
+    assert events == ["decode 0", "submit", "decode 1", "submit", "decode 2", "submit"]
+    assert len(report["imagingAnalysis"]) == 3 and all(v._original is None for v in views)

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from pipeline.imaging import ImageRejected, check_image, decode_base64, decode_image, sniff_format
+from pipeline.imaging import ImageRejected, check_image, decode, decode_base64, decode_image, sniff_format
 
 SAMPLE = Path(__file__).resolve().parents[1] / "fixtures" / "isic2017-sample" / "images"
 
@@ -166,3 +166,27 @@ def test_large_images_are_decoded_at_the_working_resolution(fmt: str) -> None:
     assert rgb.shape == (768, 1024, 3) and rgb.dtype == np.uint8
     small = decode_image(encode(big.resize((400, 300)), fmt), max_pixels=10**8, max_side=1024)
     assert small.shape == (300, 400, 3), "images within the working size are left as they are"
+
+
+def test_an_analysis_takes_a_large_jpeg_at_a_reduced_dct_scale() -> None:
+    # 2592x1936 (the sample's large images): 1/2 keeps 1296 >= 1024 px, 1/4 would not; no fit after the draft.
+    rng = np.random.default_rng(1)
+    big = Image.fromarray(rng.integers(0, 255, (1936, 2592, 3), dtype=np.uint8))
+    reduced = decode(encode(big, "JPEG"), max_pixels=10**8, max_side=2048, reduce_to=1024)
+    assert reduced.rgb.shape == (968, 1296, 3) and reduced.source_shape == (1936, 2592)
+    assert decode(encode(big, "JPEG"), max_pixels=10**8, max_side=2048).rgb.shape == (1530, 2048, 3)
+    # PNG has no DCT scale: fitted to max_side as before, whatever reduce_to asks.
+    png = decode(encode(big, "PNG"), max_pixels=10**8, max_side=2048, reduce_to=1024)
+    assert png.rgb.shape == (1530, 2048, 3) and png.source_shape == (1936, 2592)
+    small = decode(encode(big.resize((800, 600)), "JPEG"), max_pixels=10**8, reduce_to=1024)
+    assert small.rgb.shape == (600, 800, 3) and small.source_shape == (600, 800)
+
+
+def test_the_source_shape_is_the_upright_originals() -> None:
+    img = Image.fromarray(np.zeros((1000, 3000, 3), np.uint8))
+    exif = img.getexif()
+    exif[0x0112] = 6  # stored sideways: shown rotated a quarter turn
+    buf = io.BytesIO()
+    img.save(buf, format="JPEG", exif=exif)
+    out = decode(buf.getvalue(), max_pixels=10**8, max_side=2048, reduce_to=1024)
+    assert out.rgb.shape == (1500, 500, 3) and out.source_shape == (3000, 1000)

@@ -237,6 +237,13 @@ def test_archive_sized_images_pass_resolution(size: tuple[int, int]) -> None:
     assert "resolution" not in failing(assess_media_validity(rgb, gate=DERMOSCOPIC))
 
 
+def test_resolution_judges_the_original_of_a_reduced_decode() -> None:
+    rgb = cv2.resize(load(PATHS[0]), (100, 75), interpolation=cv2.INTER_AREA)
+    assert "resolution" in failing(assess_media_validity(rgb, gate=DERMOSCOPIC))
+    mv = assess_media_validity(rgb, gate=DERMOSCOPIC, source_shape=(1936, 2592))
+    assert "resolution" not in failing(mv) and mv["quality"]["metrics"]["resolution"]["value"] == 1936
+
+
 @pytest.mark.parametrize("path", PATHS[::10], ids=[p.stem for p in PATHS[::10]])
 def test_darker_skin_tones_stay_dermatological(path: Path) -> None:
     # The same scenes re-toned towards Fitzpatrick V: the domain and modality calls must not depend on skin tone.
