@@ -58,12 +58,17 @@ _PIPELINE_STAGES = {"decode": "decode", "preprocess": "preprocess", "classificat
                     "report": "report assembly"}
 
 
+SEVERITY_STAGE = "severity report (one aPASI site)"
+
+
 def stage_profile(images: list[Path], count: int) -> dict[str, float]:
     """Milliseconds per image of each stage a worker runs, in process, with the worker's own models and
     settings: the diagnosis pipeline (decoding each image as the worker's loaders do) timed through its
-    progress reports, and the segmenter severity jobs use."""
+    progress reports, the segmenter severity jobs use, and a whole one-site severity report."""
+    from core.jobs import SeveritySpec
     from core.settings import get_settings
     from pipeline.diagnosis import ImageInput
+    from pipeline.severity.systems import SYSTEMS
     from pipeline.imaging import decode, decode_image
     from workers.model_cache import load_classifier, load_segmenter_from, resolve_source
     from workers.runtime import ModelSet
@@ -83,7 +88,12 @@ def stage_profile(images: list[Path], count: int) -> dict[str, float]:
                    reduce_to=settings.diagnosis_decode_side)
         return ImageInput(d.rgb, source_shape=d.source_shape)
 
-    totals = dict.fromkeys([*_PIPELINE_STAGES.values(), "segmentation"], 0.0)
+    # A one-site aPASI report (quality, segmentation, the signs at full size, masks), the client's
+    # answers filled in: what a severity job costs per image beyond its decode.
+    apasi = SYSTEMS["apasi"]
+    spec = SeveritySpec.model_validate({"system": "apasi", "mode": "local", "condition": {"code": "EA90"}, "sites": [
+        {"bodySite": "armLeft", "image": 0, "items": {i.code: i.minimum for i in apasi.clinician_items()}}]})
+    totals = dict.fromkeys([*_PIPELINE_STAGES.values(), "segmentation", SEVERITY_STAGE], 0.0)
     for rep in range(2):  # the first round warms up (allocations, oneDNN kernels); the second is measured
         totals = dict.fromkeys(totals, 0.0)
         marks: list[tuple[str, float]] = []
@@ -98,6 +108,10 @@ def stage_profile(images: list[Path], count: int) -> dict[str, float]:
         for rgb in full:
             segmenter.segment(rgb)
         totals["segmentation"] = time.perf_counter() - began
+        began = time.perf_counter()
+        for rgb in full:
+            models.severity.run("bench", spec, [ImageInput(rgb)])
+        totals[SEVERITY_STAGE] = time.perf_counter() - began
     models.close()
     return {stage: 1000.0 * seconds / count for stage, seconds in totals.items()}
 
@@ -178,7 +192,7 @@ def service(image_dir: Path | None, count: int, sync_requests: int, url: str | N
     # The model runs on the batcher's thread while the next image is decoded, so the stages above are wall
     # time on the pipeline's thread; what the pipeline adds to the model is its whole wall time per image
     # less the bare forward pass's (same batch size, same run).
-    wall = sum(ms for stage, ms in stages.items() if stage != "segmentation")
+    wall = sum(ms for stage, ms in stages.items() if stage not in ("segmentation", SEVERITY_STAGE))
     model = 1000.0 / bare
     per_image.add_row("diagnosis pipeline, decode to report", f"{wall:.1f}")
     per_image.add_row("bare forward (from the rate above)", f"{model:.1f}")

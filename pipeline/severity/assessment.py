@@ -46,7 +46,7 @@ from pipeline.severity.signs import (
     estimate_signs,
 )
 from pipeline.severity.systems import SYSTEMS, Item, ScoringSystem
-from pipeline.skin import skin_region
+from pipeline.skin import skin_region, vignette_mask
 
 ProgressFn = Callable[[str, int, int], None]
 
@@ -230,11 +230,12 @@ class SeverityPipeline:
     def _estimate(rgb: np.ndarray, lesion: np.ndarray, signs: set[str]) -> dict[str, SignEstimate]:
         """Signs of the lesion inside its mask; countable lesions (papules, wheals, nodules) over all
         the skin in the photo, since they are many small lesions rather than the one segmented."""
-        skin = skin_region(rgb)
+        vignette = vignette_mask(rgb)  # computed once for the skin region and both scenes
+        skin = skin_region(rgb, vignette=vignette)
         counts = {s for s in signs if SIGNS[s] == "count"}
-        estimates = estimate_signs(rgb, lesion, skin, signs - counts) if signs - counts else {}
+        estimates = estimate_signs(rgb, lesion, skin, signs - counts, vignette=vignette) if signs - counts else {}
         if counts:
-            estimates.update(estimate_signs(rgb, skin | lesion, skin, counts))
+            estimates.update(estimate_signs(rgb, skin | lesion, skin, counts, vignette=vignette))
         return estimates
 
     # --- the report body ---

@@ -167,7 +167,16 @@ def _disk(radius: int) -> np.ndarray:
 
 
 def _grow(mask: np.ndarray, radius: int) -> np.ndarray:
-    return cv2.dilate(mask.astype(np.uint8), _disk(radius)).astype(bool)
+    """``mask`` dilated by a disk: on its bounding box grown by the radius only, since the dilation is
+    empty beyond it (the same pixels; a lesion of a few % of a photo costs a few % of a whole-image pass)."""
+    rows, cols = np.flatnonzero(mask.any(axis=1)), np.flatnonzero(mask.any(axis=0))
+    out = np.zeros(mask.shape, bool)
+    if not rows.size:
+        return out
+    y0, y1 = max(0, rows[0] - radius), min(mask.shape[0], rows[-1] + radius + 1)
+    x0, x1 = max(0, cols[0] - radius), min(mask.shape[1], cols[-1] + radius + 1)
+    out[y0:y1, x0:x1] = cv2.dilate(mask[y0:y1, x0:x1].astype(np.uint8), _disk(radius)).astype(bool)
+    return out
 
 
 def _local_rms(x: np.ndarray, window: int) -> np.ndarray:
@@ -186,10 +195,12 @@ def _sigmoid(x: np.ndarray | float) -> np.ndarray:
 class _Scene:
     """What every estimator needs, computed at most once per call."""
 
-    def __init__(self, rgb: np.ndarray, lesion: np.ndarray, skin: np.ndarray | None) -> None:
+    def __init__(self, rgb: np.ndarray, lesion: np.ndarray, skin: np.ndarray | None,
+                 vignette: np.ndarray | None = None) -> None:
         self.rgb = rgb
         self.lesion = lesion.astype(bool)
         self._skin = skin
+        self._vignette = vignette
         self.side = min(rgb.shape[:2])
         self.px = self.side / 256.0
 
@@ -204,7 +215,7 @@ class _Scene:
 
     @cached_property
     def field(self) -> np.ndarray:
-        return ~vignette_mask(self.rgb)
+        return ~(vignette_mask(self.rgb) if self._vignette is None else self._vignette)
 
     @cached_property
     def skin(self) -> np.ndarray:
@@ -255,7 +266,9 @@ class _Scene:
             empty = np.zeros_like(self.lesion)
             return empty, empty
         rough = np.zeros(n, bool)
-        rough[1:] = np.asarray(ndimage.median(self.roughness, labels, np.arange(1, n))) > ROUGH
+        # scipy sorts every value it is given: only the white pixels' (a 1024-px photo: 70 -> ~1 ms).
+        inside = labels > 0
+        rough[1:] = np.asarray(ndimage.median(self.roughness[inside], labels[inside], np.arange(1, n))) > ROUGH
         return rough[labels] & (labels > 0), ~rough[labels] & (labels > 0)
 
     @cached_property
@@ -768,16 +781,17 @@ MAPPERS: dict[str, Callable[[_Scene], dict[str, np.ndarray]]] = {
 
 
 def estimate_signs(rgb: np.ndarray, lesion: np.ndarray, skin: np.ndarray | None,
-                   signs: Iterable[str]) -> dict[str, SignEstimate]:
+                   signs: Iterable[str], *, vignette: np.ndarray | None = None) -> dict[str, SignEstimate]:
     """Estimate each requested sign inside `lesion` (HxW bool) against the surrounding `skin` (HxW bool;
-    None: `pipeline.skin.skin_region` of the image). Unknown sign names raise ValueError."""
+    None: `pipeline.skin.skin_region` of the image). `vignette`: the image's `vignette_mask`, when the
+    caller has it already. Unknown sign names raise ValueError."""
     wanted = list(dict.fromkeys(signs))
     unknown = [sign for sign in wanted if sign not in SIGNS]
     if unknown:
         raise ValueError(f"unknown signs {unknown}; known: {', '.join(SIGNS)}")
-    if lesion.shape != rgb.shape[:2] or (skin is not None and skin.shape != rgb.shape[:2]):
-        raise ValueError("lesion and skin masks must have the image's height and width")
-    scene = _Scene(rgb, lesion, skin)
+    if any(m is not None and m.shape != rgb.shape[:2] for m in (lesion, skin, vignette)):
+        raise ValueError("lesion, skin and vignette masks must have the image's height and width")
+    scene = _Scene(rgb, lesion, skin, vignette)
     out: dict[str, SignEstimate] = {}
     for sign in wanted:
         if sign in COUNTERS:

@@ -18,7 +18,8 @@ def test_stage_profile_times_every_stage_of_the_worker() -> None:
     stages = stage_profile(find_images([SAMPLE_DIR])[:3], 3)
     forward = "forward (batched; quality views alongside)"
     assert list(stages) == ["decode", "preprocess", forward, "quality (mediaValidity)",
-                            "heat maps + per-image conclusions", "report assembly", "segmentation"]
+                            "heat maps + per-image conclusions", "report assembly", "segmentation",
+                            "severity report (one aPASI site)"]
     assert all(ms > 0 for ms in stages.values()), stages
     # A forward pass of a convolutional network costs more than assembling the JSON around it.
     assert stages[forward] > stages["report assembly"], stages

@@ -237,6 +237,26 @@ def test_counts_come_with_detection_boxes(pipeline: SeverityPipeline) -> None:
     assert len(entry["media"]["detection"]) == entry["item"][count.code]["value"]
 
 
+def test_the_full_size_vignette_is_computed_once_per_image(pipeline: SeverityPipeline,
+                                                           monkeypatch: pytest.MonkeyPatch) -> None:
+    """The skin region and the sign scenes (lesion signs and counts) share one field-stop mask of the image."""
+    import pipeline.severity.signs as signs
+    import pipeline.skin as skin
+
+    sizes: list[tuple[int, ...]] = []
+    real = skin.vignette_mask
+
+    def counting(rgb: np.ndarray) -> np.ndarray:
+        sizes.append(rgb.shape[:2])
+        return real(rgb)
+
+    for module in (assessment, signs, skin):
+        monkeypatch.setattr(module, "vignette_mask", counting)
+    rgb = make_phantom(5, label="EB00", size=384).rgb
+    pipeline.run("r", spec("auas", [("armLeft", answers(SYSTEMS["auas"]), 0)], condition={"code": "EB00"}), [ImageInput(rgb)])
+    assert sizes.count(rgb.shape[:2]) == 1, sizes
+
+
 def test_invalid_image_is_flagged(pipeline: SeverityPipeline) -> None:
     dark = (sample(1) * 0.08).astype(np.uint8)
     report = pipeline.run("r", spec("apasi", [("armLeft", answers(SYSTEMS["apasi"]), 0)]), [ImageInput(dark)])

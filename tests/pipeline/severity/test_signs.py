@@ -49,6 +49,21 @@ def test_sign_table_and_shapes_of_every_estimate() -> None:
         estimate_signs(p.rgb, p.mask, None, ["redness"])
 
 
+@pytest.mark.parametrize("seed", range(4))
+def test_growing_a_mask_on_its_bounding_box_gives_the_whole_image_dilation(seed: int) -> None:
+    import cv2
+
+    rng = np.random.default_rng(seed)
+    mask = np.zeros((300, 400), bool)
+    for y, x in rng.integers(0, (300, 400), size=(3, 2)):  # speckled blobs anywhere, edges and corners included
+        mask[max(0, y - 20) : y + 20, max(0, x - 30) : x + 30] = True
+    mask &= rng.random(mask.shape) > 0.4
+    for radius in (2, 11, 40):
+        whole = cv2.dilate(mask.astype(np.uint8), signs_module._disk(radius)).astype(bool)
+        assert np.array_equal(signs_module._grow(mask, radius), whole)
+    assert not signs_module._grow(np.zeros((5, 5), bool), 3).any()
+
+
 def test_shared_work_runs_once_per_call(monkeypatch: pytest.MonkeyPatch) -> None:
     calls = []
     real = signs_module.skin_region
