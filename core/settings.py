@@ -145,6 +145,8 @@ class Settings(BaseSettings):
                                             "(unset: 2 ms on CPU, 5 ms on CUDA).")
     worker_concurrency: int | None = Field(None, ge=1, description="Jobs in flight per worker process, as threads "
                                            "(unset: 2 on CPU, 8 on CUDA).")
+    model_threads: int | None = Field(None, ge=1, description="Threads the model's CPU forward pass uses "
+                                      "(unset: half the cores on CPU; torch's default on CUDA).")
     worker_metrics_port: int = Field(9100, ge=0, description="Worker Prometheus port; 0 disables it.")
     worker_metrics_host: str = Field(
         "127.0.0.1", description="Address worker metrics listen on; 0.0.0.0 lets a scraper on another host in."

@@ -229,6 +229,7 @@ class WorkerRuntime:
             "batchMaxSize": models.shape.batch_max_size,
             "batchMaxWaitMs": models.shape.batch_max_wait_ms,
             "concurrency": models.shape.concurrency,
+            "modelThreads": torch.get_num_threads(),
         }
 
     # --- lifecycle ---

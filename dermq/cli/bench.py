@@ -65,6 +65,8 @@ def stage_profile(images: list[Path], count: int) -> dict[str, float]:
     """Milliseconds per image of each stage a worker runs, in process, with the worker's own models and
     settings: the diagnosis pipeline (decoding each image as the worker's loaders do) timed through its
     progress reports, the segmenter severity jobs use, and a whole one-site severity report."""
+    import torch
+
     from core.jobs import SeveritySpec
     from core.settings import get_settings
     from pipeline.diagnosis import ImageInput
@@ -72,6 +74,7 @@ def stage_profile(images: list[Path], count: int) -> dict[str, float]:
     from pipeline.imaging import decode, decode_image
     from workers.model_cache import load_classifier, load_segmenter_from, resolve_source
     from workers.runtime import ModelSet
+    from workers.serving_shape import apply_model_threads
     from workers.storage import create_store
 
     settings = get_settings()
@@ -80,6 +83,8 @@ def stage_profile(images: list[Path], count: int) -> dict[str, float]:
     models = ModelSet(settings, load_classifier(settings, store),
                       load_segmenter_from(resolve_source(settings, store, "segmentation"), settings, store))
     pipeline, segmenter = models.diagnosis, models.severity.segmenter  # as severity jobs segment: batched
+    threads = torch.get_num_threads()
+    apply_model_threads(models.shape)  # the worker's share of the cores for the model; restored below
     raw = [images[i % len(images)].read_bytes() for i in range(count)]
 
     def load(data: bytes) -> ImageInput:  # as the worker's loaders decode a diagnosis image
@@ -113,6 +118,7 @@ def stage_profile(images: list[Path], count: int) -> dict[str, float]:
             models.severity.run("bench", spec, [ImageInput(rgb)])
         totals[SEVERITY_STAGE] = time.perf_counter() - began
     models.close()
+    torch.set_num_threads(threads)
     return {stage: 1000.0 * seconds / count for stage, seconds in totals.items()}
 
 

@@ -145,6 +145,7 @@ def worker(concurrency: int | None, queues: str | None, loglevel: str) -> None:
     from pipeline.models.bundle import BundleError
     from workers.celery_app import create_celery
     from workers.runtime import init_runtime
+    from workers.serving_shape import apply_model_threads
 
     app = create_celery(settings)
     runtime = init_runtime(settings, app)
@@ -152,6 +153,7 @@ def worker(concurrency: int | None, queues: str | None, loglevel: str) -> None:
         shape = runtime.models.shape  # batch size and threads suit the device the model landed on
     except (BundleError, ValueError) as exc:
         raise click.ClickException(f"cannot load the configured model: {exc}") from None
+    apply_model_threads(shape)
 
     queue_list = queues or ",".join(settings.worker_queues)
     app.worker_main([

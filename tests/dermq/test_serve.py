@@ -16,6 +16,7 @@ from types import SimpleNamespace
 
 import httpx
 import pytest
+import torch
 from celery import Celery
 from click.testing import CliRunner
 
@@ -38,15 +39,18 @@ def test_worker_builds_its_app_from_its_settings_and_runs_it(monkeypatch: pytest
     monkeypatch.setenv("DERMQ_QUEUE_BATCH", "dermq-entry-test.batch")
     monkeypatch.setattr(workers.runtime, "_runtime", None)
     # No model load: a stand-in whose device asks for 3 job threads.
-    loaded = SimpleNamespace(shape=ServingShape(batch_max_size=4, batch_max_wait_ms=2.0, concurrency=3))
+    loaded = SimpleNamespace(shape=ServingShape(batch_max_size=4, batch_max_wait_ms=2.0, concurrency=3, model_threads=1))
     monkeypatch.setattr(workers.runtime.WorkerRuntime, "models", property(lambda self: loaded))
     ran: list[tuple[Celery, list[str]]] = []
     monkeypatch.setattr(Celery, "worker_main", lambda self, argv=None: ran.append((self, argv)))
+    threads = torch.get_num_threads()
     try:
         result = CliRunner().invoke(worker, [])
         runtime = workers.runtime.get_runtime() if result.exit_code == 0 else None
+        model_threads = torch.get_num_threads()
     finally:
         get_settings.cache_clear()  # built from this test's environment
+        torch.set_num_threads(threads)
     assert result.exit_code == 0, result.output
     [(app, argv)] = ran
     assert app.conf.broker_url == broker
@@ -55,6 +59,7 @@ def test_worker_builds_its_app_from_its_settings_and_runs_it(monkeypatch: pytest
     # The runtime publishes (webhooks, resent jobs) through the very app the worker runs.
     assert runtime is not None and runtime.app is app and runtime.settings.effective_broker_url == broker
     assert "--concurrency=3" in argv and f"--queues={','.join(runtime.settings.worker_queues)}" in argv
+    assert model_threads == 1  # the model's share of the cores, set before the first task
 
 
 def test_worker_exits_on_a_corrupt_bundle(tmp_path: Path) -> None:

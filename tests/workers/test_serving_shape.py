@@ -27,3 +27,13 @@ def test_each_setting_overrides_its_default_alone(tmp_path, monkeypatch) -> None
 
 def test_an_unknown_device_kind_is_fed_like_a_cpu(tmp_path) -> None:
     assert serving_shape(Settings(data_dir=tmp_path), torch.device("meta")) == DEVICE_DEFAULTS["cpu"]
+
+
+def test_a_cpu_model_gets_half_the_cores_unless_a_setting_says_otherwise(tmp_path, monkeypatch) -> None:
+    import os
+
+    cores = len(os.sched_getaffinity(0))
+    assert serving_shape(Settings(data_dir=tmp_path), torch.device("cpu")).model_threads == max(1, cores // 2)
+    assert serving_shape(Settings(data_dir=tmp_path), torch.device("cuda")).model_threads is None  # torch's own
+    monkeypatch.setenv("DERMQ_MODEL_THREADS", "3")
+    assert serving_shape(Settings(data_dir=tmp_path), torch.device("cpu")).model_threads == 3
