@@ -169,7 +169,7 @@ def decode(data: bytes, *, max_pixels: int, min_side: int = 1, max_aspect_ratio:
 
 def decode_image(data: bytes, *, max_pixels: int, min_side: int = 1,
                  max_aspect_ratio: float = math.inf, max_side: int | None = None) -> np.ndarray:
-    """`decode`'s pixels alone (training data, the severity pipeline's stored inputs)."""
+    """`decode`'s pixels alone (training data, benchmarks)."""
     return decode(data, max_pixels=max_pixels, min_side=min_side, max_aspect_ratio=max_aspect_ratio,
                   max_side=max_side).rgb
 

@@ -13,12 +13,12 @@ Quality checks read one working copy, the image downscaled (never upscaled) to
 it reaches the analysis and not when it only shows at full resolution. Two exceptions,
 both cheap: `resolution` is judged on the original's short side, and `noise` on a
 centre window of the decoded image, because sensor grain is a pixel-scale property that any
-downscale averages away (the window is native up to twice the worker's decode side, 1024 px
-by default; a larger JPEG is decoded at 1/2 or 1/4 scale, as the 2048-px fit reduced it before). Each check maps its measure to a sub-score in [0, 1] through
-three anchors (bad → 0, limit → 0.6, good → 1). The quality score is 100 × the worst
-sub-score, so with the default threshold of 60 an image is acceptable exactly when every
-check passes, and a score below 60 always comes with a failing metric whose hint says
-what to do:
+downscale averages away (native for images up to twice the diagnosis decode side, 2047 px by
+default; a larger JPEG is decoded at 1/2, 1/4 or 1/8 scale, as the 2048-px fit reduced it
+before). Each check maps its measure to a sub-score in [0, 1] through three anchors
+(bad → 0, limit → 0.6, good → 1). The quality score is 100 × the worst sub-score, so with
+the default threshold of 60 an image is acceptable exactly when every check passes, and a
+score below 60 always comes with a failing metric whose hint says what to do:
 
 - `sharpness`: 1 − the Crete et al. (2007) blur ratio in the worst of four directions
   (motion blur destroys detail along one only), inside the field stop on dermoscopy, blended
@@ -198,7 +198,7 @@ class QualityViews:
         """Grey of a centre window of the image as decoded (native unless it was decoded reduced):
         sensor grain is a pixel-scale property that downscaling averages away, so noise is the one
         measure not read off the working copy."""
-        assert self._original is not None, "prepare() read the noise window already"
+        assert self._original is not None, "the full image was released before its noise window was read"
         h, w = self._original.shape[:2]
         side = self.config.noise_window
         top, left = max(0, (h - side) // 2), max(0, (w - side) // 2)
