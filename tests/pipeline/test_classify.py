@@ -1,5 +1,6 @@
 from pathlib import Path
 
+import cv2
 import numpy as np
 import pytest
 import torch
@@ -46,6 +47,12 @@ def test_preprocess_shape_and_normalisation(classifier):
     assert x.shape == (3, 224, 224) and x.dtype == torch.float32
     expected = (1.0 - torch.tensor(classifier.manifest.mean)) / torch.tensor(classifier.manifest.std)
     torch.testing.assert_close(x[:, 100, 100], expected)
+    # Every pixel and channel, in CHW order: (v / 255 - mean) / std of the resized image.
+    rgb = np.random.default_rng(0).integers(0, 256, (64, 48, 3), dtype=np.uint8)
+    mean, std = (0.4, 0.5, 0.6), (0.2, 0.25, 0.3)
+    resized = cv2.resize(rgb, (32, 32), interpolation=cv2.INTER_AREA).astype(np.float32) / 255.0
+    expected = torch.from_numpy((resized - np.float32(mean)) / np.float32(std)).permute(2, 0, 1)
+    torch.testing.assert_close(preprocess_image(rgb, 32, mean, std), expected)
     small = preprocess_image(np.zeros((50, 30, 3), np.uint8), 64, (0, 0, 0), (1, 1, 1))
     assert small.shape == (3, 64, 64) and float(small.abs().max()) == 0.0
     with pytest.raises(ValueError):
