@@ -241,7 +241,7 @@ class _Scene:
     @cached_property
     def chroma(self) -> np.ndarray:
         """C*ab, unsmoothed: thin white flakes would take up the red of the plaque around them."""
-        return np.hypot(self.raw[..., 1], self.raw[..., 2])
+        return cv2.magnitude(np.ascontiguousarray(self.raw[..., 1]), np.ascontiguousarray(self.raw[..., 2]))
 
     @cached_property
     def roughness(self) -> np.ndarray:
@@ -371,7 +371,7 @@ def _relief(s: _Scene) -> float:
     if not s.lesion.any():
         return 0.0
     L = s.lab[..., 0]
-    grad = np.hypot(cv2.Sobel(L, cv2.CV_32F, 1, 0), cv2.Sobel(L, cv2.CV_32F, 0, 1))
+    grad = cv2.magnitude(cv2.Sobel(L, cv2.CV_32F, 1, 0), cv2.Sobel(L, cv2.CV_32F, 0, 1))
     edge = _grow(s.lesion, 2) & ~cv2.erode(s.lesion.astype(np.uint8), _disk(2)).astype(bool)
     ratio = np.percentile(grad[edge], 90) / max(float(np.percentile(grad[s.ring], 90)), 1e-3)
     return float(np.clip((ratio - 1.0) / 8.0, 0.0, 1.0))
