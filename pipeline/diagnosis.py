@@ -77,8 +77,7 @@ def load_image(source: ImageSource) -> ImageInput:
 class _Prepared:
     """What the report needs of one image once it is decoded and sent to the model."""
 
-    shape: tuple[int, int]
-    source_shape: tuple[int, int] | None
+    source_shape: tuple[int, int]  # (height, width) of the original
     views: QualityViews  # quality's working copy and gate-independent measures, prepared
     base: np.ndarray | None  # the image all its heat maps are drawn on (`heatmap_base`)
 
@@ -183,7 +182,7 @@ class DiagnosisPipeline:
                 pending += self.submit(inputs[-1:])
             step("classification", i, total)
             prepared.append(_Prepared(
-                shape=image.rgb.shape[:2], source_shape=image.source_shape,
+                source_shape=image.source_shape or image.rgb.shape[:2],
                 views=QualityViews(image.rgb, self.quality).prepare(),
                 base=heatmap_base(copy, self.heatmap_max_side) if self.heatmap_top_k else None,
             ))
@@ -195,7 +194,7 @@ class DiagnosisPipeline:
         for i, (image, out) in enumerate(zip(prepared, outputs)):
             gate = GateProbs.maybe(getattr(out, "gate", None))
             validity.append(assess_media_validity(image.views.rgb, self.quality, gate, views=image.views,
-                                                  source_shape=image.source_shape or image.shape))
+                                                  source_shape=image.source_shape))
             step("quality", i + 1, total)
 
         results = []

@@ -31,6 +31,7 @@ from celery.utils.time import get_exponential_backoff_interval
 from kombu.exceptions import OperationalError
 
 from core.jobs import AnalysisKind, Job, JobErrorKind, JobStatus, SeveritySpec
+from core.settings import Settings
 from pipeline.diagnosis import ImageInput
 from pipeline.imaging import ImageRejected, decode
 from workers import metrics
@@ -68,15 +69,21 @@ class TransientFailure(Exception):
 Handler = Callable[[WorkerRuntime, Job, Callable[[str, int, int], None]], dict[str, Any]]
 
 
+def decode_stored(settings: Settings, data: bytes, *, title: str | None = None,
+                  reduce_to: int | None = None) -> ImageInput:
+    """A stored image as the pipelines take it: the intake's size limits, at the working resolution
+    (``reduce_to``: see `pipeline.imaging.decode`)."""
+    decoded = decode(data, max_pixels=settings.max_image_pixels, min_side=settings.min_image_side,
+                     max_aspect_ratio=settings.max_aspect_ratio, max_side=settings.decode_max_side,
+                     reduce_to=reduce_to)
+    return ImageInput(rgb=decoded.rgb, title=title, source_shape=decoded.source_shape)
+
+
 def image_loaders(rt: WorkerRuntime, job: Job, reduce_to: int | None = None) -> list[Callable[[], ImageInput]]:
-    """One loader per image of the job: each fetches and decodes its image at the working resolution
-    (``reduce_to``: see `pipeline.imaging.decode`) when the pipeline comes to it."""
-    s = rt.settings
+    """One loader per image of the job: each fetches and decodes its image when the pipeline comes to it."""
 
     def load(key: str, title: str | None) -> ImageInput:
-        decoded = decode(rt.store.get_bytes(key), max_pixels=s.max_image_pixels, min_side=s.min_image_side,
-                         max_aspect_ratio=s.max_aspect_ratio, max_side=s.decode_max_side, reduce_to=reduce_to)
-        return ImageInput(rgb=decoded.rgb, title=title, source_shape=decoded.source_shape)
+        return decode_stored(rt.settings, rt.store.get_bytes(key), title=title, reduce_to=reduce_to)
 
     return [functools.partial(load, img.key, img.title) for img in job.spec.images]
 

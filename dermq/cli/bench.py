@@ -69,13 +69,12 @@ def stage_profile(images: list[Path], count: int) -> dict[str, float]:
 
     from core.jobs import SeveritySpec
     from core.settings import get_settings
-    from pipeline.diagnosis import ImageInput
     from pipeline.severity.systems import SYSTEMS
-    from pipeline.imaging import decode, decode_image
     from workers.model_cache import load_classifier, load_segmenter_from, resolve_source
     from workers.runtime import ModelSet
     from workers.serving_shape import apply_model_threads
     from workers.storage import create_store
+    from workers.tasks import decode_stored
 
     settings = get_settings()
     store = create_store(settings)
@@ -87,12 +86,10 @@ def stage_profile(images: list[Path], count: int) -> dict[str, float]:
     apply_model_threads(models.shape)  # the worker's share of the cores for the model; restored below
     raw = [images[i % len(images)].read_bytes() for i in range(count)]
 
-    def load(data: bytes) -> ImageInput:  # as the worker's loaders decode a diagnosis image
-        d = decode(data, max_pixels=settings.max_image_pixels, min_side=settings.min_image_side,
-                   max_aspect_ratio=settings.max_aspect_ratio, max_side=settings.decode_max_side,
-                   reduce_to=settings.diagnosis_decode_side)
-        return ImageInput(d.rgb, source_shape=d.source_shape)
-
+    # Diagnosis images as the worker's loaders decode them (inside the pipeline, so timed as its "decode");
+    # severity images at the working resolution, as their masks are returned at that size.
+    loaders = [functools.partial(decode_stored, settings, b, reduce_to=settings.diagnosis_decode_side) for b in raw]
+    full = [decode_stored(settings, b) for b in raw]
     # A one-site aPASI report (quality, segmentation, the signs at full size, masks), the client's
     # answers filled in: what a severity job costs per image beyond its decode.
     apasi = SYSTEMS["apasi"]
@@ -102,20 +99,18 @@ def stage_profile(images: list[Path], count: int) -> dict[str, float]:
     for rep in range(2):  # the first round warms up (allocations, oneDNN kernels); the second is measured
         totals = dict.fromkeys(totals, 0.0)
         marks: list[tuple[str, float]] = []
-        pipeline.run("bench", [functools.partial(load, b) for b in raw],
+        pipeline.run("bench", loaders,
                      lambda stage, done, total: marks.append((stage, time.perf_counter())))
         marks.append(("end", time.perf_counter()))
         for (stage, at), (_, nxt) in zip(marks, marks[1:]):
             totals[_PIPELINE_STAGES[stage]] += nxt - at
-        # Severity images are decoded at the working resolution (their masks are returned at that size).
-        full = [decode_image(b, max_pixels=settings.max_image_pixels, max_side=settings.decode_max_side) for b in raw]
         began = time.perf_counter()
-        for rgb in full:
-            segmenter.segment(rgb)
+        for image in full:
+            segmenter.segment(image.rgb)
         totals["segmentation"] = time.perf_counter() - began
         began = time.perf_counter()
-        for rgb in full:
-            models.severity.run("bench", spec, [ImageInput(rgb)])
+        for image in full:
+            models.severity.run("bench", spec, [image])
         totals[SEVERITY_STAGE] = time.perf_counter() - began
     models.close()
     torch.set_num_threads(threads)
